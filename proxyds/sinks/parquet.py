@@ -1,0 +1,203 @@
+"""Parquet shards that ``datasets.load_dataset(OUT)`` reads back with the original features.
+
+Rows stream in, are encoded with ``Features.encode_example`` and written a row group at a
+time, so memory holds one row group, never a shard. The Arrow schema carries the
+``huggingface`` metadata (``Features.arrow_schema``), which is how ``datasets`` gets
+``ClassLabel`` names, ``Image`` and sequence types back from a plain parquet file. Writer
+options mirror ``Dataset.to_parquet`` where the installed ``datasets`` provides them
+(uncompressed PLAIN media columns, content-defined chunking, page index), so the shards
+deduplicate on the Hub like shards written by ``datasets`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["ParquetShardWriter"]
+
+_SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def check_split_name(split: str) -> None:
+    """Split names become file-name prefixes matched by ``data/{split}-*``: keep them plain."""
+    if not isinstance(split, str) or not _SPLIT_RE.match(split):
+        raise ValueError(
+            f"split name {split!r} is invalid: use letters, digits and '_' only (e.g. 'train', 'test')"
+        )
+
+
+class ParquetShardWriter:
+    """Write rows of one split as ``{split}-{i:05d}-of-{n:05d}.parquet`` shards in ``out_dir``.
+
+    Use as a context manager. ``write`` takes a row as ``datasets`` yields it (an ``Image``
+    column as ``{"bytes": b, "path": p}``, ``ClassLabel`` as int, sequences as lists) and
+    stores the values unchanged: image bytes are kept as given, never re-encoded. Shards
+    hold ``rows_per_shard`` rows in row groups of ``rows_per_group``; their final names
+    (which need the shard count) are given on a clean exit. Zero rows still give one valid
+    empty shard carrying the schema. The same rows written twice give identical bytes.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        split: str,
+        features: datasets.Features,
+        *,
+        rows_per_shard: int = 10_000,
+        rows_per_group: int = 1_000,
+    ) -> None:
+        check_split_name(split)
+        if not isinstance(features, datasets.Features):
+            if not isinstance(features, dict):
+                raise ValueError(f"features must be a datasets.Features, got {type(features).__name__}")
+            features = datasets.Features(features)
+        for name, value in (("rows_per_shard", rows_per_shard), ("rows_per_group", rows_per_group)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.out_dir = Path(out_dir)
+        self.split = split
+        self.features = features
+        self.rows_per_shard = rows_per_shard
+        self.rows_per_group = min(rows_per_group, rows_per_shard)
+        self.paths: list[Path] = []
+        self.num_rows = 0
+        self._schema = features.arrow_schema
+        self._columns = set(features)
+        self._images = [c for c, f in features.items() if isinstance(f, datasets.Image)]
+        self._options = _writer_options(features, self._schema)
+        self._partials: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._shard_rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._open = False
+
+    def __enter__(self) -> ParquetShardWriter:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.out_dir.glob(f"{self.split}-*.parquet"))
+        if existing:
+            raise FileExistsError(f"{self.out_dir} already holds {self.split!r} shards (e.g. {existing[0].name})")
+        self._open = True
+        return self
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Encode one row and buffer it; a full buffer becomes a row group."""
+        if not self._open:
+            raise RuntimeError("ParquetShardWriter.write called outside its `with` block")
+        keys = set(row)
+        if keys != self._columns:
+            missing, extra = sorted(self._columns - keys), sorted(keys - self._columns)
+            raise ValueError(
+                f"row columns do not match the features: missing {missing}, unexpected {extra}; "
+                f"expected exactly {sorted(self._columns)}"
+            )
+        encoded = self.features.encode_example(row)
+        for col in self._images:
+            encoded[col] = _image_storage(row[col], col, encoded[col])
+        self._buffer.append(encoded)
+        self.num_rows += 1
+        if len(self._buffer) >= self.rows_per_group or self._shard_rows + len(self._buffer) >= self.rows_per_shard:
+            self._flush()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._open = False
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._flush()
+            if self._writer is None and not self._partials:
+                self._start_shard()  # zero rows: one empty shard with the schema
+            self._close_shard()
+            n = len(self._partials)
+            for i, partial in enumerate(self._partials):
+                final = self.out_dir / f"{self.split}-{i:05d}-of-{n:05d}.parquet"
+                os.replace(partial, final)
+                self.paths.append(final)
+        except BaseException:
+            self._abort()
+            raise
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._start_shard()
+        table = pa.Table.from_pylist(self._buffer, schema=self._schema)
+        self._writer.write_table(table, row_group_size=len(self._buffer))
+        self._shard_rows += len(self._buffer)
+        self._buffer = []
+        if self._shard_rows >= self.rows_per_shard:
+            self._close_shard()
+
+    def _start_shard(self) -> None:
+        partial = self.out_dir / f".{self.split}-{len(self._partials):05d}.parquet.partial"
+        self._partials.append(partial)
+        self._writer = pq.ParquetWriter(partial, schema=self._schema, **self._options)
+        self._shard_rows = 0
+
+    def _close_shard(self) -> None:
+        if self._writer is None:
+            return
+        cdc = self._options.get("use_content_defined_chunking")
+        if cdc:  # what `Dataset.to_parquet` records, so readers know how pages were cut
+            self._writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
+        self._writer.close()
+        self._writer = None
+        self._shard_rows = 0
+
+    def _abort(self) -> None:
+        """Drop everything this writer produced: a failed split must not look complete."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+        for p in self._partials + self.paths:
+            p.unlink(missing_ok=True)
+        self.paths = []
+
+
+def _image_storage(value: Any, column: str, encoded: Any) -> Any:
+    """Arrow storage for a top-level ``Image`` value, keeping the original bytes.
+
+    ``Image.encode_example`` drops the bytes of a ``{"bytes", "path"}`` dict whenever
+    ``path`` names an existing local file (relative paths resolve against the working
+    directory), which would swap the original bytes for an unrelated file and leave a
+    path that means nothing in OUT. Keep given bytes as they are; read a local file only
+    when no bytes were given, and keep just its base name as ``path``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        data, path = value.get("bytes"), value.get("path")
+    else:  # a path string, PIL image or array: as datasets encodes it
+        data, path = encoded["bytes"], encoded["path"]
+    if data is None and path is not None and os.path.isfile(path):
+        data, path = Path(path).read_bytes(), os.path.basename(path)
+    if data is None:
+        raise ValueError(f"image column {column!r}: no bytes and no readable local file (path={path!r})")
+    return {"bytes": bytes(data), "path": path}
+
+
+def _writer_options(features: datasets.Features, schema: pa.Schema) -> dict[str, Any]:
+    """ParquetWriter options as ``Dataset.to_parquet`` would choose them, when available."""
+    options: dict[str, Any] = {}
+    try:
+        from datasets.arrow_writer import get_parquet_column_options
+
+        options.update(get_parquet_column_options(features, schema))
+    except ImportError:  # older datasets: pyarrow defaults
+        pass
+    cdc = getattr(datasets.config, "DEFAULT_CDC_OPTIONS", None)
+    if cdc:
+        options.update(use_content_defined_chunking=dict(cdc), write_page_index=True)
+    return options

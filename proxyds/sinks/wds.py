@@ -1,0 +1,143 @@
+"""WebDataset tar shards with reproducible bytes and member names that cannot escape.
+
+``webdataset.TarWriter`` stamps every member with the current time and user "bigdata"
+unless told otherwise, and silently drops fields whose name starts with "_"; writing the
+members with ``tarfile`` directly keeps every field and makes the archive a pure function
+of its contents (mtime 0, uid/gid 0, empty user/group names, mode 0o444).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from proxyds.sinks.parquet import check_split_name
+
+__all__ = ["WdsShardWriter"]
+
+
+def _check_key(key: str) -> None:
+    # WebDataset splits a member name at the first "." after the last "/": a key with a dot
+    # or slash would be read back as a different key, and "/" or ".." could escape the
+    # directory a tar is extracted into.
+    if not isinstance(key, str) or not key or "." in key or "/" in key or "\x00" in key:
+        raise ValueError(
+            f"example key {key!r} is invalid: it must be a non-empty string without '.', '/', '..' or NUL"
+        )
+
+
+def _check_field(key: str, field: str) -> None:
+    if (
+        not isinstance(field, str)
+        or not field
+        or "/" in field
+        or "\x00" in field
+        or field.startswith(".")
+        or field.endswith(".")
+    ):
+        raise ValueError(
+            f"field name {field!r} of key {key!r} is invalid: it must be non-empty, contain no '/' or NUL "
+            "and not start or end with '.' (e.g. 'jpg', 'cls', 'x.npy')"
+        )
+
+
+class WdsShardWriter:
+    """Write examples of one split as ``{split}-{i:06d}.tar`` shards of ``maxcount`` examples.
+
+    Use as a context manager. Each example becomes members ``f"{key}.{field}"`` in sorted
+    field order, holding the field's bytes unchanged. ``counts`` gives the examples per
+    shard. Zero examples still give one valid empty tar. On an exception every shard this
+    writer produced is removed, so a failed split never looks complete.
+    """
+
+    def __init__(self, out_dir: Path, split: str, *, maxcount: int = 10_000) -> None:
+        check_split_name(split)
+        if isinstance(maxcount, bool) or not isinstance(maxcount, int) or maxcount < 1:
+            raise ValueError(f"maxcount must be a positive int, got {maxcount!r}")
+        self.out_dir = Path(out_dir)
+        self.split = split
+        self.maxcount = maxcount
+        self.paths: list[Path] = []
+        self.counts: list[int] = []
+        self.num_rows = 0
+        self._tar: tarfile.TarFile | None = None
+        self._last_key: str | None = None
+        self._open = False
+
+    def __enter__(self) -> WdsShardWriter:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.out_dir.glob(f"{self.split}-*.tar"))
+        if existing:
+            raise FileExistsError(f"{self.out_dir} already holds {self.split!r} shards (e.g. {existing[0].name})")
+        self._open = True
+        return self
+
+    def write(self, key: str, fields: Mapping[str, bytes]) -> None:
+        """Append one example; all checks run before anything is written."""
+        if not self._open:
+            raise RuntimeError("WdsShardWriter.write called outside its `with` block")
+        _check_key(key)
+        if not fields:
+            raise ValueError(f"example {key!r} has no fields; a tar cannot hold an empty example")
+        if key == self._last_key:
+            # Adjacent members with one key are merged into one example by every reader.
+            raise ValueError(f"example key {key!r} written twice in a row; keys must be unique in a split")
+        for field, value in fields.items():
+            _check_field(key, field)
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"field {field!r} of key {key!r} must be bytes, got {type(value).__name__}")
+        if self._tar is None or self.counts[-1] >= self.maxcount:
+            self._start_shard()
+        for field in sorted(fields):
+            data = bytes(fields[field])
+            self._tar.addfile(_member(f"{key}.{field}", len(data)), io.BytesIO(data))
+        self.counts[-1] += 1
+        self.num_rows += 1
+        self._last_key = key
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._open = False
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            if self._tar is None:
+                self._start_shard()  # zero examples: one empty, valid tar
+            self._close_shard()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _start_shard(self) -> None:
+        self._close_shard()
+        path = self.out_dir / f"{self.split}-{len(self.paths):06d}.tar"
+        self.paths.append(path)
+        self.counts.append(0)
+        self._tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT, encoding="utf-8")
+
+    def _close_shard(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def _abort(self) -> None:
+        try:
+            self._close_shard()
+        except Exception:
+            self._tar = None
+        for p in self.paths:
+            p.unlink(missing_ok=True)
+        self.paths, self.counts = [], []
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o444
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
