@@ -1,0 +1,5 @@
+import sys
+
+from proxyds.cli import main
+
+sys.exit(main())

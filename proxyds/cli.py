@@ -1,0 +1,131 @@
+"""Command line: a thin layer over the library (``proxyds.build``, ``proxyds.spaces``, …)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
+from proxyds.importance import DEFAULT_WEIGHTS
+from proxyds.probes import PROBE_HPARAMS
+
+__all__ = ["main"]
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weights takes four numbers c1,c2,c3,c4 (got {text!r})") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="proxyds", description="Build data proxies for fast neural-architecture search.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every stage's progress (INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a proxy dataset (paper Algorithm 1)",
+                       description="Score every train example with two probe networks, map it to its nearest "
+                                   "reference example, and draw a weighted subset of --ratio of the train split.")
+    b.add_argument("dataset", help="a preset (see `proxyds datasets`) or a source: hf:DIR, hf:PATTERN-with-{split}, "
+                                   "wds:BRACE-PATTERN or wds:DIR")
+    b.add_argument("--ratio", type=float, required=True, help="fraction of the train split to keep, in (0, 1)")
+    b.add_argument("--out", required=True, help="output directory (written atomically)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the weighted draw (default 0)")
+    b.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default: parquet for hf input, wds for wds input)")
+    b.add_argument("--data", default=None, help="where a preset's data lives, if not generated or cached")
+    b.add_argument("--reference", default=None, help="source spec of the reference split, if not beside the train split")
+    b.add_argument("--train-split", default=None, help="train split name (default: preset's, else 'train')")
+    b.add_argument("--reference-split", default=None,
+                   help="reference split that scores importance (default: preset's, else 'test')")
+    b.add_argument("--label-column", default=None, help="label column / tar field (default: label for hf, cls for wds)")
+    b.add_argument("--input-column", default=None, help="column / tar field the probes read (preset's by default)")
+    b.add_argument("--key-column", default=None, help="hf column holding a unique key (default: the row index)")
+    b.add_argument("--space", default=None, help="search space (see `proxyds spaces`; preset's by default)")
+    b.add_argument("--weights", type=_weights, default=DEFAULT_WEIGHTS,
+                   help="case weights c1,c2,c3,c4: both correct, both wrong, only the better probe correct, only the "
+                        "worse probe correct; higher = more likely kept (default 2,1,6,1 as in the paper)")
+    b.add_argument("--probe-epochs", type=int, default=PROBE_HPARAMS["epochs"], help="epochs of probe training")
+    b.add_argument("--probe-seed", type=int, default=0, help="seed of probe training (default 0)")
+    b.add_argument("--batch-size", type=int, default=PROBE_HPARAMS["batch_size"])
+    b.add_argument("--lr", type=float, default=PROBE_HPARAMS["lr"], help="probe peak learning rate (Adam)")
+    b.add_argument("--pca-components", type=int, default=64, help="PCA dimensions of the upper probe's features")
+    b.add_argument("--neighbors", choices=NEIGHBORS, default="hnsw", help="nearest-neighbour search (default hnsw)")
+    b.add_argument("--rows-per-shard", type=int, default=10_000, help="examples per output shard")
+    b.add_argument("--workdir", default=None, help="cache for probe checkpoints (default $PROXYDS_CACHE/work)")
+    b.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+    sub.add_parser("spaces", help="list search spaces with their configs, MACs and params")
+    sub.add_parser("datasets", help="list dataset presets")
+    return p
+
+
+def _build(args) -> int:
+    from proxyds.build import build
+
+    fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
+                                            "train_split", "reference_split", "label_column", "input_column",
+                                            "key_column", "space", "weights", "probe_epochs", "probe_seed",
+                                            "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
+                                            "workdir", "overwrite", "device")}
+    result = build(BuildConfig(**fields))
+    print(format_summary(result.summary, result.out))
+    return 0
+
+
+def format_summary(s: dict, out) -> str:
+    lines = [f"proxy written to {out}",
+             f"  train {s['num_train']:,} -> selected {s['num_selected']:,}; reference {s['num_reference']:,}; "
+             f"format {s['format']}"]
+    for role, p in s["probes"].items():
+        lines.append(f"  probe {role:5s} {p['config']:>12s}  MACs {p['macs']:>12,}  "
+                     f"reference acc {p['reference_accuracy']:.4f}  train acc {p['train_accuracy']:.4f}")
+    c = s["cases"]
+    lines.append("  cases            " + "  ".join(f"{n:>20s}" for n in c["names"]))
+    for row in ("reference", "train", "selected"):
+        lines.append(f"  {row:16s} " + "  ".join(f"{v:>20,}" for v in c[row]))
+    names = s["class_names"]
+    per_class = ", ".join(f"{n}:{sel}/{tot}" for n, sel, tot in zip(names, s["classes"]["selected"], s["classes"]["train"]))
+    lines.append(f"  selected/total per class: {per_class if len(names) <= 20 else f'{len(names)} classes'}")
+    lines.append("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in s["stage_seconds"].items()))
+    return "\n".join(lines)
+
+
+def _spaces(_args) -> int:
+    from proxyds.spaces import get_space, list_spaces
+
+    for name in list_spaces():
+        space = get_space(name)
+        print(f"{name}: input {tuple(space.input_shape)} - {space.description}")
+        for c in space.configs:
+            print(f"  {c.name:16s} MACs {space.macs(c):>14,}  params {space.params(c):>12,}")
+    return 0
+
+
+def _datasets(_args) -> int:
+    from proxyds.sources import get_preset, list_presets
+
+    for name in list_presets():
+        p = get_preset(name)
+        print(f"{name}: {p.description} (space {p.space}, reference split {p.reference_split!r})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+    commands = {"build": _build, "spaces": _spaces, "datasets": _datasets}
+    try:
+        return commands[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
+        print(f"proxyds {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

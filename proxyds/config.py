@@ -1,0 +1,84 @@
+"""BuildConfig: every setting of a build, validated once, here, at the boundary."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from proxyds.importance import DEFAULT_WEIGHTS, validate_weights
+from proxyds.probes import PROBE_HPARAMS
+
+__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
+
+FORMATS = ("parquet", "wds")
+NEIGHBORS = ("hnsw", "exact")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What ``proxyds build`` does.
+
+    ``dataset`` is a preset name (``mnist1d``) or a source spec (``hf:PATH``, ``wds:PATTERN``).
+    Fields left as None take the preset's value (or, for a plain source, a documented default).
+    """
+
+    dataset: str
+    out: Path
+    ratio: float
+    seed: int = 0
+    format: str | None = None             # parquet | wds; None: parquet for hf input, wds for wds input
+    data: str | None = None               # a preset's data location (--data PATH)
+    reference: str | None = None          # source spec of the reference split if it lives elsewhere
+    train_split: str | None = None
+    reference_split: str | None = None
+    label_column: str | None = None
+    input_column: str | None = None
+    key_column: str | None = None
+    space: str | None = None
+    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
+    probe_epochs: int = PROBE_HPARAMS["epochs"]
+    probe_seed: int = 0
+    batch_size: int = PROBE_HPARAMS["batch_size"]
+    lr: float = PROBE_HPARAMS["lr"]
+    pca_components: int = 64
+    neighbors: str = "hnsw"
+    rows_per_shard: int = 10_000
+    workdir: Path | None = None
+    overwrite: bool = False
+    device: str = "auto"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a preset name or hf:/wds: source (got {self.dataset!r})")
+        ratio = float(self.ratio) if isinstance(self.ratio, (int, float)) else math.nan
+        if not 0.0 < ratio < 1.0:
+            raise ValueError(f"ratio must be in the open interval (0, 1), e.g. 0.1 for 10% (got {self.ratio!r})")
+        object.__setattr__(self, "ratio", ratio)
+        object.__setattr__(self, "out", Path(self.out))
+        if self.workdir is not None:
+            object.__setattr__(self, "workdir", Path(self.workdir))
+        object.__setattr__(self, "weights", validate_weights(self.weights))
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        if self.neighbors not in NEIGHBORS:
+            raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
+        for name in ("probe_epochs", "batch_size", "pca_components", "rows_per_shard"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        for name in ("seed", "probe_seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer (got {value!r})")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number (got {self.lr!r})")
+
+    def to_dict(self) -> dict:
+        """JSON-ready view (paths as strings), as recorded in proxy.json."""
+        d = asdict(self)
+        d["out"] = str(self.out)
+        d["workdir"] = None if self.workdir is None else str(self.workdir)
+        d["weights"] = list(self.weights)
+        return d

@@ -1,0 +1,73 @@
+"""Importance of reference examples from the probes' correctness (paper §3, Algorithm 1 step 3).
+
+Convention, everywhere in proxyds: **higher importance = more likely kept**.
+
+With two probes, each reference example falls in one of four cases:
+
+====  ====================  ===========================================================
+case  name                  when
+====  ====================  ===========================================================
+1     both_correct          both probes classify it correctly
+2     both_wrong            both probes get it wrong
+3     only_better_correct   only the probe with the higher full-data accuracy is correct
+4     only_worse_correct    only the probe with the lower full-data accuracy is correct
+====  ====================  ===========================================================
+
+Case 3 examples agree with the ranking the probes have on the full data, so they get the
+largest weight (paper default c1..c4 = 2, 1, 6, 1); case 4 examples contradict it. The
+"better" probe is the one with the higher accuracy on the reference split; on a tie the
+probe listed second (by convention ``upper``, the more expensive one) counts as better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["CASE_NAMES", "DEFAULT_WEIGHTS", "probe_cases", "case_importance", "validate_weights"]
+
+CASE_NAMES = ("both_correct", "both_wrong", "only_better_correct", "only_worse_correct")
+DEFAULT_WEIGHTS = (2.0, 1.0, 6.0, 1.0)
+
+
+def validate_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
+    """Check c1..c4: four finite, non-negative numbers, not all zero."""
+    w = tuple(float(x) for x in weights)
+    if len(w) != 4:
+        raise ValueError(f"weights must be 4 numbers c1,c2,c3,c4 (got {len(w)}: {weights!r})")
+    if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all zero (got {weights!r})")
+    return w
+
+
+def probe_cases(correct: np.ndarray, accuracy: Sequence[float]) -> np.ndarray:
+    """Case 1..4 of every example from two probes' correctness.
+
+    ``correct`` is a boolean array of shape (N, 2), column j saying whether probe j got the
+    example right; ``accuracy`` gives each probe's full-data accuracy, which decides the
+    better probe (ties: probe 1). Returns an int8 array of shape (N,) with values 1..4.
+    """
+    correct = np.asarray(correct)
+    if correct.ndim != 2 or correct.shape[1] != 2:
+        raise ValueError(f"correct must have shape (N, 2), one column per probe (got {correct.shape})")
+    if len(accuracy) != 2:
+        raise ValueError(f"accuracy must give 2 probe accuracies (got {len(accuracy)})")
+    correct = correct.astype(bool)
+    better = 0 if accuracy[0] > accuracy[1] else 1
+    b, w = correct[:, better], correct[:, 1 - better]
+    cases = np.full(len(correct), 2, dtype=np.int8)
+    cases[b & w] = 1
+    cases[b & ~w] = 3
+    cases[~b & w] = 4
+    return cases
+
+
+def case_importance(cases: np.ndarray, weights: Sequence[float] = DEFAULT_WEIGHTS) -> np.ndarray:
+    """Importance (float64) of each example: ``weights[case - 1]``."""
+    w = np.asarray(validate_weights(weights), dtype=np.float64)
+    cases = np.asarray(cases)
+    if cases.size and (cases.min() < 1 or cases.max() > 4):
+        raise ValueError(f"cases must be in 1..4 (got values from {cases.min()} to {cases.max()})")
+    return w[cases.astype(np.int64) - 1]

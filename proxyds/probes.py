@@ -1,0 +1,98 @@
+"""Probe networks: train them, then score data with them in one pass.
+
+The trainer is deliberately short (airbench style): Adam, a cosine learning-rate schedule
+over a fixed number of epochs, cross-entropy, seeded. Data arrive as an iterable of
+``(x, y)`` batches per epoch, so the same code trains on tensors held in memory or on a
+stream of shards. All hyperparameters are in :data:`PROBE_HPARAMS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+__all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "pick_device"]
+
+log = logging.getLogger(__name__)
+
+PROBE_HPARAMS = {
+    "epochs": 4,            # full passes over the train split
+    "batch_size": 128,
+    "lr": 3e-3,             # Adam peak learning rate, cosine-annealed to 0 over all steps
+    "weight_decay": 5e-4,   # decoupled (AdamW)
+    "warmup_steps": 50,     # linear warm-up before the cosine
+    "shuffle_buffer": 10_000,  # examples held for streaming shuffle
+}
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` -> CUDA if present, else CPU; anything else must be a valid torch device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not a torch device (use auto, cpu, cuda, cuda:N)") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here (use --device cpu)")
+    return dev
+
+
+def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                *, steps_per_epoch: int, epochs: int, lr: float, weight_decay: float, warmup_steps: int,
+                device: torch.device, desc: str = "probe") -> list[float]:
+    """Train ``model`` in place; returns the mean loss of each epoch.
+
+    ``epoch_batches(epoch)`` yields that epoch's shuffled ``(x, y)`` batches;
+    ``steps_per_epoch`` sets the length of the cosine schedule.
+    """
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    total = max(1, steps_per_epoch * epochs)
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    history = []
+    bar = tqdm(total=total, desc=f"train {desc}", unit="step", leave=False)
+    for epoch in range(epochs):
+        losses = []
+        for x, y in epoch_batches(epoch):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.update(1)
+        history.append(float(np.mean(losses)) if losses else float("nan"))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.3f}")
+        log.info("%s epoch %d/%d: loss %.4f", desc, epoch + 1, epochs, history[-1])
+    bar.close()
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model: int,
+                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Every probe's predicted class (k, B) and one probe's penultimate features (B, D),
+    in one forward pass per probe. Models must already be on ``device`` in eval mode."""
+    x = x.to(device, non_blocking=True)
+    preds, feats = [], None
+    for j, m in enumerate(models):
+        f = m.forward_features(x)
+        preds.append(m.forward_head(f).argmax(1))
+        if j == feature_model:
+            feats = f.float()
+    return torch.stack(preds).cpu().numpy(), feats.cpu().numpy()

@@ -1,0 +1,78 @@
+"""Weighted sampling without replacement, exact size, seeded per example key.
+
+Efraimidis & Spirakis (2006): give example i the key ``u_i ** (1 / w_i)`` with u_i uniform
+in (0, 1), keep the k largest keys; the result is a weighted draw without replacement with
+inclusion probabilities that follow the weights. Here ``u_i`` is a hash of (seed, key), so an
+example's draw depends only on the seed and its own key — never on the order examples were
+read in, or on which process (rank) read it. The keys are compared in log space
+(``log(u) / w``) for numerical range.
+
+Zero-weight examples are taken only after every positive-weight example, uniformly among
+themselves (by u), so a draw of k examples always returns exactly k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["proxy_size", "hash_uniforms", "weighted_topk", "draw", "keep_probabilities"]
+
+
+def proxy_size(ratio: float, n: int) -> int:
+    """round(ratio * n), halves rounded up; validates ``ratio`` in (0, 1) and a non-empty result."""
+    ratio = float(ratio)
+    if not 0.0 < ratio < 1.0:  # also rejects NaN
+        raise ValueError(f"ratio must be in the open interval (0, 1) (got {ratio})")
+    if n <= 0:
+        raise ValueError(f"cannot draw a proxy from an empty split (n={n})")
+    k = int(np.floor(ratio * n + 0.5))
+    if k == 0:
+        raise ValueError(f"ratio {ratio} of {n} examples rounds to 0; use a ratio >= {0.5 / n:.3g}")
+    return k
+
+
+def hash_uniforms(keys: Sequence[str], seed: int) -> np.ndarray:
+    """One uniform in the open interval (0, 1) per key, a pure function of (seed, key)."""
+    prefix = f"proxyds-es\0{int(seed)}\0".encode()
+    raw = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(prefix + k.encode(), digest_size=8).digest(), "little") for k in keys),
+        dtype=np.uint64,
+        count=len(keys),
+    )
+    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def weighted_topk(weights: np.ndarray, k: int, uniforms: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of the k examples with the largest Efraimidis–Spirakis keys."""
+    w = np.asarray(weights, dtype=np.float64)
+    u = np.asarray(uniforms, dtype=np.float64)
+    if w.shape != u.shape or w.ndim != 1:
+        raise ValueError(f"weights and uniforms must be 1-D of equal length (got {w.shape}, {u.shape})")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("weights must be finite and >= 0")
+    if not 0 < k <= len(w):
+        raise ValueError(f"k must be in 1..{len(w)} (got {k})")
+    with np.errstate(divide="ignore"):
+        score = np.where(w > 0, np.log(u) / np.where(w > 0, w, 1.0), -np.inf)
+    # Primary: score descending; ties (only zero weights, score -inf) broken by u descending.
+    order = np.lexsort((-u, -score))
+    return np.sort(order[:k])
+
+
+def draw(keys: Sequence[str], weights: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Boolean mask over ``keys``: exactly k selected, weighted, without replacement."""
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[weighted_topk(weights, k, hash_uniforms(keys, seed))] = True
+    return mask
+
+
+def keep_probabilities(importance: np.ndarray) -> np.ndarray:
+    """keep_prob_i = importance_i / sum(importance) (paper Algorithm 1 step 8)."""
+    imp = np.asarray(importance, dtype=np.float64)
+    total = imp.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError(f"importance must sum to a positive finite number (got {total})")
+    return imp / total

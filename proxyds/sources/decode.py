@@ -1,0 +1,69 @@
+"""Turn one example's input value into the float32 array a search space's models take.
+
+Values come as the source stored them: a list / array of numbers (reshaped to the space's
+input shape), ``.npy`` bytes (loaded with ``allow_pickle=False``), or an image — a PIL image,
+``{"bytes": …, "path": …}`` as ``datasets`` stores it, or raw encoded bytes from a tar —
+decoded to RGB (or L for one channel), resized to the input's height and width, scaled to
+[-1, 1].
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["decode_input", "input_value"]
+
+
+def input_value(payload: dict[str, Any], column: str, key: str) -> Any:
+    """The example's input value, or a KeyError that names the key and the fields it has."""
+    if column in payload:
+        return payload[column]
+    raise KeyError(f"example {key!r} has no input field {column!r}; it has: {', '.join(sorted(payload))} "
+                   f"(pass --input-column)")
+
+
+def decode_input(value: Any, input_shape: Sequence[int], *, name: str = "") -> np.ndarray:
+    """A float32 array of ``input_shape`` from one stored value (``name``: its field name)."""
+    shape = tuple(input_shape)
+    if isinstance(value, dict) and "bytes" in value:
+        return _image(_open_image(value["bytes"], value.get("path")), shape)
+    if isinstance(value, (bytes, bytearray)):
+        if name.endswith("npy"):
+            arr = np.load(io.BytesIO(value), allow_pickle=False)
+            return _reshape(arr, shape, name)
+        return _image(_open_image(value, None), shape)
+    if hasattr(value, "convert") and hasattr(value, "size"):  # a PIL image
+        return _image(value, shape)
+    return _reshape(np.asarray(value, dtype=np.float32), shape, name)
+
+
+def _reshape(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"input {name!r} has {arr.size} values (shape {arr.shape}); the search space expects {shape}")
+    return arr.reshape(shape)
+
+
+def _open_image(data: bytes | None, path: str | None):
+    from PIL import Image
+
+    if data is None:
+        if not path:
+            raise ValueError("image value has neither bytes nor a path")
+        return Image.open(path)
+    return Image.open(io.BytesIO(data))
+
+
+def _image(img, shape: tuple[int, ...]) -> np.ndarray:
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise ValueError(f"an image input needs a (C, H, W) search space with C in (1, 3) (got {shape})")
+    c, h, w = shape
+    img = img.convert("RGB" if c == 3 else "L")
+    if img.size != (w, h):
+        img = img.resize((w, h), resample=2)  # bilinear
+    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    return arr.reshape(h, w, c).transpose(2, 0, 1).copy()

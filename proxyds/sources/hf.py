@@ -1,0 +1,89 @@
+"""``hf:`` source: a HuggingFace dataset read with ``datasets`` in streaming mode.
+
+The location is a local dataset directory (anything ``datasets.load_dataset(DIR)``
+understands, e.g. ``data/train-*.parquet`` + ``data/test-*.parquet``), a file pattern with a
+``{split}`` placeholder (``/data/cifar/{split}-*.parquet``), or a Hub name (which needs the
+network and is never used by proxyds' own tests).
+
+Examples are read shard by shard, in file order, so the order and the keys are the same on
+every run. Without a key column, an example's key is ``{split}-{index:08d}``, its position in
+the split.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+
+from proxyds.sources.base import Example, SplitInfo
+
+__all__ = ["HFSource"]
+
+_FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+class HFSource:
+    """One split of a HuggingFace dataset, streamed."""
+
+    def __init__(self, location: str, split: str, *, label_column: str = "label", key_column: str | None = None):
+        import datasets
+
+        self.location, self.split = location, split
+        self.label_column, self.key_column = label_column, key_column
+        if "{split}" in location:
+            files = sorted(glob.glob(location.format(split=split)))
+            if not files:
+                raise FileNotFoundError(f"hf:{location}: no files match {location.format(split=split)!r} for split {split!r}")
+            ext = os.path.splitext(files[0])[1]
+            if ext not in _FORMATS:
+                raise ValueError(f"hf:{location}: cannot read {ext!r} files; known: {', '.join(sorted(_FORMATS))}")
+            self._ds = datasets.load_dataset(_FORMATS[ext], data_files={split: files}, split=split, streaming=True)
+            self._files = files
+        else:
+            if location.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(location)):
+                raise FileNotFoundError(f"hf:{location}: no such directory")
+            try:
+                self._ds = datasets.load_dataset(location, split=split, streaming=True)
+            except ValueError as err:  # datasets: 'Unknown split "x". Should be one of [...]'
+                raise ValueError(f"hf:{location}: split {split!r} not found ({err})") from err
+            files = datasets.load_dataset_builder(location).config.data_files or {}
+            self._files = list(files.get(split, []))
+        self._ds = self._ds.decode(False)  # images stay {bytes, path}: original bytes, decoded only by proxyds
+        features = self._ds.features
+        if features is None:
+            raise ValueError(f"hf:{location}: split {split!r} has no known features (schema); write it as parquet")
+        if label_column not in features:
+            raise ValueError(f"hf:{location}: label column {label_column!r} not in split {split!r}; "
+                             f"columns: {', '.join(features)} (pass --label-column)")
+        if key_column is not None and key_column not in features:
+            raise ValueError(f"hf:{location}: key column {key_column!r} not in split {split!r}; columns: {', '.join(features)}")
+        label = features[label_column]
+        names = tuple(label.names) if hasattr(label, "names") else ()
+        self.info = SplitInfo(format="hf", label_column=label_column, class_names=names, features=features)
+
+    @property
+    def shards(self) -> list[str]:
+        n = self._ds.num_shards
+        if len(self._files) == n:
+            return [os.path.basename(str(f)) for f in self._files]
+        return [f"shard-{i:05d}" for i in range(n)]
+
+    def shard_examples(self, index: int, start: int) -> Iterator[Example]:
+        """Examples of shard ``index``; ``start`` is the split-level index of its first row."""
+        name = self.shards[index]
+        ds = self._ds.shard(num_shards=self._ds.num_shards, index=index, contiguous=True)
+        for i, row in enumerate(ds):
+            label = row.get(self.label_column)
+            key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + i:08d}"
+            yield Example(key=key, label=label, payload=row, shard=name)
+
+    def __iter__(self) -> Iterator[Example]:
+        start = 0
+        for index in range(len(self.shards)):
+            for ex in self.shard_examples(index, start):
+                yield ex
+                start += 1
+
+    def __repr__(self) -> str:
+        return f"HFSource({self.location!r}, split={self.split!r})"

@@ -1,0 +1,54 @@
+"""Plain generators over example streams (webdataset ``filters.py`` style)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from proxyds.sources.base import Example
+from proxyds.sources.decode import decode_input, input_value
+
+__all__ = ["shuffled", "batched", "to_tensors"]
+
+T = TypeVar("T")
+
+
+def shuffled(items: Iterable[T], buffer_size: int, seed: int) -> Iterator[T]:
+    """Shuffle a stream through a buffer of ``buffer_size`` items, seeded.
+
+    Each incoming item replaces a random buffered one, which is emitted; the buffer is
+    drained in random order at the end. Memory is bounded by the buffer.
+    """
+    rng = np.random.default_rng(seed)
+    buf: list[T] = []
+    for item in items:
+        if len(buf) < buffer_size:
+            buf.append(item)
+            continue
+        j = int(rng.integers(buffer_size))
+        buf[j], item = item, buf[j]
+        yield item
+    for j in rng.permutation(len(buf)):
+        yield buf[j]
+
+
+def batched(items: Iterable[T], batch_size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``batch_size`` items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def to_tensors(batch: Sequence[Example], column: str, input_shape: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a list of examples into (inputs float32 (B, *input_shape), labels int64 (B,))."""
+    x = np.stack([decode_input(input_value(ex.payload, column, ex.key), input_shape, name=column) for ex in batch])
+    y = np.fromiter((ex.label for ex in batch), dtype=np.int64, count=len(batch))
+    return torch.from_numpy(x), torch.from_numpy(y)
