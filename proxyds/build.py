@@ -104,7 +104,7 @@ def resolve(config: BuildConfig) -> Plan:
 def scan(source, what: str) -> SplitIndex:
     """One pass over a split's labels and keys, checking them as it goes."""
     keys, labels, shard_ids, shards, seen = [], [], [], [], set()
-    for ex in tqdm(source, desc=f"scan {what}", unit="ex", leave=False):
+    for ex in tqdm(source, desc=f"scan {what}", unit="ex", leave=False, disable=None):
         if not shards or shards[-1] != ex.shard:
             shards.append(ex.shard)
         where = f"{what} example {ex.key!r} (shard {ex.shard})"
@@ -206,7 +206,7 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
     """Every probe's predictions (k, N) over a split; ``on_features(feats)`` sees the upper
     probe's features batch by batch and may return a per-row array, concatenated and returned."""
     preds, outs, pos = [], [], 0
-    bar = tqdm(total=len(index), desc=f"score {what}", unit="ex", leave=False)
+    bar = tqdm(total=len(index), desc=f"score {what}", unit="ex", leave=False, disable=None)
     for batch in batched(iter(source), plan.config.batch_size):
         keys = [ex.key for ex in batch]
         if keys != index.keys[pos:pos + len(keys)]:

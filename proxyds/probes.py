@@ -63,7 +63,7 @@ def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     history = []
-    bar = tqdm(total=total, desc=f"train {desc}", unit="step", leave=False)
+    bar = tqdm(total=total, desc=f"train {desc}", unit="step", leave=False, disable=None)
     for epoch in range(epochs):
         losses = []
         for x, y in epoch_batches(epoch):

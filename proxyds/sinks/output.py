@@ -17,7 +17,7 @@ import proxyds
 from proxyds.manifest import write_manifest
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.card import write_card
-from proxyds.sinks.convert import row_to_wds_fields, wds_features, wds_fields_to_row
+from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
 from proxyds.sinks.parquet import ParquetShardWriter
 from proxyds.sinks.wds import WdsShardWriter
 
@@ -51,7 +51,7 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
     """Stream ``source`` again and write the kept examples unchanged in the output format."""
     total = len(index) if keep is None else int(keep.sum())
     info = source.info
-    bar = tqdm(total=total, desc=f"write {split}", unit="ex", leave=False)
+    bar = tqdm(total=total, desc=f"write {split}", unit="ex", leave=False, disable=None)
     writer, convert = None, None
     for pos, ex in enumerate(source):
         if pos >= len(index) or ex.key != index.keys[pos]:
@@ -81,7 +81,10 @@ def _open_writer(plan, info, payload, data: Path, split: str, class_names):
         writer = WdsShardWriter(data, split, maxcount=rows)
         if info.format == "wds":
             return writer, dict
-        return writer, lambda row: row_to_wds_fields(row, info.features, info.label_column)
+        # One image extension for the whole split (the first row's), so every example has the same fields.
+        first = row_to_wds_fields(payload, info.features, info.label_column) if payload is not None else {}
+        ext = next((f.rsplit(".", 1)[-1] for f in first if f.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS), None)
+        return writer, lambda row: row_to_wds_fields(row, info.features, info.label_column, image_ext=ext)
     if info.format == "hf":
         return ParquetShardWriter(data, split, info.features, rows_per_shard=rows), dict
     if payload is None:

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny locally generated datasets; no test touches the network."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY_MNIST1D = {"num_samples": 600, "train_split": 0.8, "seed": 7}  # 480 train, 120 test
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own proxyds cache: nothing leaks between tests or into ~/.cache."""
+    monkeypatch.setenv("PROXYDS_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist1d(tmp_path_factory):
+    """A 480/120 MNIST-1D dataset as parquet shards (3 train shards of 160 rows)."""
+    from proxyds.sources.presets import materialize_mnist1d
+
+    return materialize_mnist1d(TINY_MNIST1D, root=tmp_path_factory.mktemp("mnist1d"), rows_per_shard=160)
+
+
+def tiny_config(source, out, **overrides):
+    """A BuildConfig that builds in a couple of seconds on the tiny datasets."""
+    from proxyds.config import BuildConfig
+
+    fields = dict(dataset=source, out=out, ratio=0.1, space="resnet1d", input_column="x", probe_epochs=1,
+                  batch_size=64, pca_components=16, rows_per_shard=20, workdir=out.parent / "work", device="cpu")
+    fields.update(overrides)
+    return BuildConfig(**fields)
