@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from proxyds import importance as imp
+from proxyds import sampling
 from proxyds.config import BuildConfig
 from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
@@ -172,13 +173,14 @@ def _epoch_batches(plan: Plan, batch_size: int, seed: int):
 
 
 def train_or_load_probes(plan: Plan, index: SplitIndex, num_classes: int, device) -> tuple[list, list, list]:
-    """The two probes (cheapest, most expensive by MACs), from the work dir's cache or trained."""
+    """The k probes (spread over the space by MACs, always the cheapest and the most expensive),
+    each from the work dir's cache or trained."""
     cfg, space = plan.config, plan.space
-    configs = space.probes(2, num_classes)
+    configs = space.probes(cfg.probes, num_classes)
     data_fp = _fingerprint(plan.spec, index.shards, index.keys, index.labels.tobytes())
     workdir = cfg.workdir or cache_dir() / "work"
     models, paths = [], []
-    for role, arch in zip(("lower", "upper"), configs):
+    for role, arch in zip(probe_roles(len(configs)), configs):
         hparams = {"epochs": cfg.probe_epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.probe_seed,
                    **{k: PROBE_HPARAMS[k] for k in ("weight_decay", "warmup_steps", "shuffle_buffer")}}
         fp = _fingerprint(data_fp, space.name, arch.name, num_classes, hparams)[:16]
@@ -200,6 +202,11 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, num_classes: int, device
         models.append(model.to(device).eval())
         paths.append(path)
     return configs, models, paths
+
+
+def probe_roles(k: int) -> list[str]:
+    """Names of k probes in MAC order: lower, probe1, …, upper."""
+    return ["lower", *(f"probe{i}" for i in range(1, k - 1)), "upper"]
 
 
 def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: str, on_features=None):
@@ -244,8 +251,9 @@ def build(config: BuildConfig) -> BuildResult:
                                    on_features=ref_feats.append)
         correct = ref_preds.T == ref_idx.labels[:, None]
         accuracy = correct.mean(0).tolist()
-        ref_cases = imp.probe_cases(correct, accuracy)
-        ref_importance = imp.case_importance(ref_cases, config.weights)
+        pair_cases = imp.pairwise_cases(correct, accuracy)
+        ref_cases = imp.dominant_case(pair_cases)
+        ref_importance = imp.pairwise_importance(pair_cases, config.weights)
         nmap = NeighborMap(config.pca_components, config.neighbors, seed=config.probe_seed)
         nmap.fit(np.concatenate(ref_feats))
         del ref_feats
@@ -256,20 +264,62 @@ def build(config: BuildConfig) -> BuildResult:
         distance = np.concatenate([m[1] for m in mapped])
     with _stage(times, "sample"):
         importance = ref_importance[neighbor]
-        selected = draw(train_idx.keys, importance, k, config.seed)
+        reduction = reduce_labels(config, train_idx.labels, importance, names, k)
+        kept = reduction["kept_mask"][train_idx.labels]
+        selected = np.zeros(len(train_idx), dtype=bool)
+        pool = np.flatnonzero(kept)
+        selected[pool[draw([train_idx.keys[i] for i in pool], importance[pool], k, config.seed)]] = True
+        label_map = reduction["label_map"]
         manifest = {
             "index": np.arange(len(train_idx)), "key": train_idx.keys,
             "shard": [train_idx.shards[i] for i in train_idx.shard_ids], "label": train_idx.labels,
             "case": ref_cases[neighbor], "importance": importance, "keep_prob": keep_probabilities(importance),
             "neighbor": neighbor, "distance": distance, "selected": selected,
+            "proxy_label": np.where(kept, label_map[train_idx.labels], -1),
         }
     summary = _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest)
-    summary["probe_checkpoints"] = [str(p) for p in ckpts]
+    summary["probe_checkpoints"] = [p.name for p in ckpts]
+    summary["label_reduction"] = {k: v for k, v in reduction.items() if k not in ("kept_mask", "label_map")}
     with _stage(times, "write"):
-        summary["stage_seconds"] = times
-        write_proxy(plan, names, train_idx, ref_idx, manifest, summary)
-    summary["stage_seconds"] = times
+        write_proxy(plan, names, train_idx, ref_idx, manifest, summary, label_map=label_map,
+                    kept_classes=reduction["kept_mask"])
     return BuildResult(config.out, summary, times)
+
+
+def reduce_labels(config: BuildConfig, labels: np.ndarray, importance: np.ndarray, names, k: int) -> dict:
+    """Label reduction (paper §3.3): which classes the proxy keeps and how labels are renumbered.
+
+    ``auto`` reduces when the proxy would average fewer than ``min_per_class`` examples per
+    class; it then keeps the highest-scoring classes holding ``label_intermediate`` (default
+    2 × ratio) of the train split. ``N`` keeps the N highest-scoring classes. Kept classes are
+    renumbered 0..C'-1 in their original order.
+    """
+    num = len(names)
+    present = int((np.bincount(labels, minlength=num) > 0).sum())
+    mode, reason = config.label_reduction, "off"
+    mask = np.ones(num, dtype=bool)
+    if mode == "auto" and k / present < config.min_per_class:
+        frac = config.label_intermediate or min(1.0, 2 * config.ratio)
+        if frac < 1.0:
+            mask = sampling.keep_classes(labels, importance, num, target=max(k, int(round(frac * len(labels)))))
+            reason = (f"auto: {k:,} examples over {present} classes is {k / present:.1f} per class "
+                      f"< {config.min_per_class}; kept the classes holding {frac:.0%} of the train split")
+    elif mode.isdigit():
+        mask = sampling.keep_classes(labels, importance, num, num_keep=int(mode))
+        reason = f"kept the {int(mode)} highest-scoring classes"
+    available = int(mask[labels].sum())
+    if available < k:
+        raise ValueError(f"label reduction kept {available:,} train examples, fewer than the {k:,} the ratio asks for; "
+                         f"keep more classes or lower the ratio")
+    label_map = np.full(num, -1, dtype=np.int64)
+    label_map[mask] = np.arange(int(mask.sum()))
+    applied = not mask.all()
+    scores = sampling.class_scores(labels, importance, num)
+    return {"mode": mode, "applied": applied, "reason": reason if applied else "not needed" if mode == "auto" else reason,
+            "kept_classes": [names[c] for c in np.flatnonzero(mask)],
+            "dropped_classes": [names[c] for c in np.flatnonzero(~mask)],
+            "class_scores": [round(float(x), 6) if np.isfinite(x) else None for x in scores],
+            "kept_mask": mask, "label_map": label_map}
 
 
 def _counts(values: np.ndarray, n: int, offset: int = 0) -> list[int]:
@@ -281,13 +331,13 @@ def _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx,
     train_acc = (train_preds == train_idx.labels[None, :]).mean(1).tolist()
     probes = {role: {"config": c.name, "macs": space.macs(c, len(names)), "params": space.params(c, len(names)),
                      "reference_accuracy": round(accuracy[j], 6), "train_accuracy": round(train_acc[j], 6)}
-              for j, (role, c) in enumerate(zip(("lower", "upper"), probe_cfgs))}
+              for j, (role, c) in enumerate(zip(probe_roles(len(probe_cfgs)), probe_cfgs))}
     case_names = list(imp.CASE_NAMES)
     return {
         "dataset": plan.config.dataset, "source": plan.spec, "space": space.name, "format": plan.format,
         "num_train": len(train_idx), "num_reference": len(ref_idx), "num_selected": int(sel.sum()),
         "class_names": list(names), "probes": probes,
-        "better_probe": "lower" if accuracy[0] > accuracy[1] else "upper",
+        "probe_ranking": [probe_roles(len(accuracy))[j] for j in sorted(range(len(accuracy)), key=lambda j: (-accuracy[j], -j))],
         "cases": {"names": case_names, "reference": _counts(ref_cases, 4, 1),
                   "train": _counts(manifest["case"], 4, 1), "selected": _counts(manifest["case"][sel], 4, 1)},
         "classes": {"train": _counts(train_idx.labels, len(names)), "reference": _counts(ref_idx.labels, len(names)),

@@ -48,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", type=_weights, default=DEFAULT_WEIGHTS,
                    help="case weights c1,c2,c3,c4: both correct, both wrong, only the better probe correct, only the "
                         "worse probe correct; higher = more likely kept (default 2,1,6,1 as in the paper)")
+    b.add_argument("--probes", type=int, default=2,
+                   help="number of probes, spread over the space by MACs (default 2: cheapest and most expensive); "
+                        "with k > 2 an example's importance is its mean case weight over all probe pairs")
+    b.add_argument("--label-reduction", default="auto",
+                   help="auto (default): drop the lowest-scoring classes when the proxy would average fewer than "
+                        "--min-per-class examples per class; off; or N: keep the N highest-scoring classes")
+    b.add_argument("--label-intermediate", type=float, default=None,
+                   help="fraction of the train split the kept classes hold before the draw (default 2 x ratio)")
+    b.add_argument("--min-per-class", type=int, default=100, help="auto label reduction threshold (default 100)")
     b.add_argument("--probe-epochs", type=int, default=PROBE_HPARAMS["epochs"], help="epochs of probe training")
     b.add_argument("--probe-seed", type=int, default=0, help="seed of probe training (default 0)")
     b.add_argument("--batch-size", type=int, default=PROBE_HPARAMS["batch_size"])
@@ -69,20 +78,21 @@ def _build(args) -> int:
 
     fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
                                             "train_split", "reference_split", "label_column", "input_column",
-                                            "key_column", "space", "weights", "probe_epochs", "probe_seed",
+                                            "key_column", "space", "weights", "probes", "label_reduction",
+                                            "label_intermediate", "min_per_class", "probe_epochs", "probe_seed",
                                             "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
                                             "workdir", "overwrite", "device")}
     result = build(BuildConfig(**fields))
-    print(format_summary(result.summary, result.out))
+    print(format_summary(result.summary, result.out, result.stage_seconds))
     return 0
 
 
-def format_summary(s: dict, out) -> str:
+def format_summary(s: dict, out, stage_seconds: dict) -> str:
     lines = [f"proxy written to {out}",
              f"  train {s['num_train']:,} -> selected {s['num_selected']:,}; reference {s['num_reference']:,}; "
              f"format {s['format']}"]
     for role, p in s["probes"].items():
-        lines.append(f"  probe {role:5s} {p['config']:>12s}  MACs {p['macs']:>12,}  "
+        lines.append(f"  probe {role:6s} {p['config']:>12s}  MACs {p['macs']:>12,}  "
                      f"reference acc {p['reference_accuracy']:.4f}  train acc {p['train_accuracy']:.4f}")
     c = s["cases"]
     lines.append("  cases            " + "  ".join(f"{n:>20s}" for n in c["names"]))
@@ -91,7 +101,11 @@ def format_summary(s: dict, out) -> str:
     names = s["class_names"]
     per_class = ", ".join(f"{n}:{sel}/{tot}" for n, sel, tot in zip(names, s["classes"]["selected"], s["classes"]["train"]))
     lines.append(f"  selected/total per class: {per_class if len(names) <= 20 else f'{len(names)} classes'}")
-    lines.append("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in s["stage_seconds"].items()))
+    red = s.get("label_reduction", {})
+    if red.get("applied"):
+        lines.append(f"  label reduction: {red['reason']}; kept {len(red['kept_classes'])} classes, "
+                     f"dropped {len(red['dropped_classes'])}")
+    lines.append("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds.items()))
     return "\n".join(lines)
 
 

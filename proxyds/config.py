@@ -37,6 +37,10 @@ class BuildConfig:
     key_column: str | None = None
     space: str | None = None
     weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
+    probes: int = 2                       # k probes spread over the space by MACs (2: cheapest + most expensive)
+    label_reduction: str = "auto"         # auto | off | N (keep the N highest-scoring classes)
+    label_intermediate: float | None = None  # fraction kept by label reduction before the draw; None: 2 * ratio
+    min_per_class: int = 100              # auto: reduce labels when the proxy would average fewer per class
     probe_epochs: int = PROBE_HPARAMS["epochs"]
     probe_seed: int = 0
     batch_size: int = PROBE_HPARAMS["batch_size"]
@@ -64,7 +68,15 @@ class BuildConfig:
             raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
-        for name in ("probe_epochs", "batch_size", "pca_components", "rows_per_shard"):
+        lr_mode = str(self.label_reduction)
+        if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 1):
+            raise ValueError(f"label_reduction must be auto, off or a number of classes >= 1 (got {self.label_reduction!r})")
+        object.__setattr__(self, "label_reduction", lr_mode)
+        if self.label_intermediate is not None and not ratio < float(self.label_intermediate) <= 1.0:
+            raise ValueError(f"label_intermediate must be in (ratio, 1] = ({ratio}, 1] (got {self.label_intermediate!r})")
+        if not isinstance(self.probes, int) or isinstance(self.probes, bool) or self.probes < 2:
+            raise ValueError(f"probes must be an integer >= 2 (got {self.probes!r})")
+        for name in ("probe_epochs", "batch_size", "pca_components", "rows_per_shard", "min_per_class"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")

@@ -16,7 +16,14 @@ case  name                  when
 Case 3 examples agree with the ranking the probes have on the full data, so they get the
 largest weight (paper default c1..c4 = 2, 1, 6, 1); case 4 examples contradict it. The
 "better" probe is the one with the higher accuracy on the reference split; on a tie the
-probe listed second (by convention ``upper``, the more expensive one) counts as better.
+probe listed later (by convention the more expensive one) counts as better.
+
+**k > 2 probes.** Every pair of probes (i, j) is ordered by accuracy as above and gives the
+example one of the four cases for that pair. The example's importance is the mean of the
+case weights over all k(k-1)/2 pairs, so an example that agrees with the probes' ranking
+on more pairs is kept more often; with k = 2 there is one pair and this is exactly the
+paper's rule. The single ``case`` reported for an example (manifest, counts) is its most
+frequent pair case, ties going to the more informative case in the order 3, 4, 2, 1.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["CASE_NAMES", "DEFAULT_WEIGHTS", "probe_cases", "case_importance", "validate_weights"]
+__all__ = ["CASE_NAMES", "DEFAULT_WEIGHTS", "probe_cases", "pairwise_cases", "pairwise_importance",
+           "dominant_case", "case_importance", "validate_weights"]
 
 CASE_NAMES = ("both_correct", "both_wrong", "only_better_correct", "only_worse_correct")
 DEFAULT_WEIGHTS = (2.0, 1.0, 6.0, 1.0)
@@ -68,6 +76,38 @@ def case_importance(cases: np.ndarray, weights: Sequence[float] = DEFAULT_WEIGHT
     """Importance (float64) of each example: ``weights[case - 1]``."""
     w = np.asarray(validate_weights(weights), dtype=np.float64)
     cases = np.asarray(cases)
-    if cases.size and (cases.min() < 1 or cases.max() > 4):
-        raise ValueError(f"cases must be in 1..4 (got values from {cases.min()} to {cases.max()})")
+    if cases.size and not np.all(np.isin(cases, (1, 2, 3, 4))):
+        bad = cases[~np.isin(cases, (1, 2, 3, 4))].ravel()[:5].tolist()
+        raise ValueError(f"cases must be integers 1..4 (got values from {cases.min()} to {cases.max()}, e.g. {bad})")
     return w[cases.astype(np.int64) - 1]
+
+
+def pairwise_cases(correct: np.ndarray, accuracy: Sequence[float]) -> np.ndarray:
+    """Case 1..4 of every example for every pair of k >= 2 probes: int8 array (N, k(k-1)/2).
+
+    Pairs are (i, j) for i < j in probe order; within a pair the better probe is the one
+    with the higher accuracy (ties: probe j, the later one), exactly as :func:`probe_cases`.
+    """
+    correct = np.asarray(correct)
+    k = correct.shape[1] if correct.ndim == 2 else 0
+    if k < 2 or len(accuracy) != k:
+        raise ValueError(f"correct must have shape (N, k>=2) and accuracy k entries (got {correct.shape}, "
+                         f"{len(accuracy)} accuracies)")
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    return np.stack([probe_cases(correct[:, [i, j]], [accuracy[i], accuracy[j]]) for i, j in pairs], axis=1)
+
+
+def pairwise_importance(cases: np.ndarray, weights: Sequence[float] = DEFAULT_WEIGHTS) -> np.ndarray:
+    """Mean case weight over probe pairs; ``cases`` (N, P) from :func:`pairwise_cases`."""
+    cases = np.asarray(cases)
+    return case_importance(cases, weights).reshape(cases.shape).mean(axis=1)
+
+
+_CASE_PREFERENCE = np.array([3, 4, 2, 1])  # ties in dominant_case go to the first listed
+
+
+def dominant_case(cases: np.ndarray) -> np.ndarray:
+    """Most frequent case over probe pairs per example (N,), ties ordered 3, 4, 2, 1."""
+    cases = np.asarray(cases)
+    counts = np.stack([(cases == c).sum(axis=1) for c in _CASE_PREFERENCE], axis=1)
+    return _CASE_PREFERENCE[counts.argmax(axis=1)].astype(np.int8)

@@ -4,7 +4,8 @@ Columns: ``index`` (position in the train split), ``key``, ``shard`` (source fil
 ``case`` (1..4 of its nearest reference example, see :mod:`proxyds.importance`),
 ``importance`` (higher = more likely kept), ``keep_prob`` (importance / sum, sums to 1),
 ``neighbor`` (index of the nearest reference example), ``distance`` (squared L2 in PCA
-space) and ``selected`` (in the proxy). Written with a fixed schema and no timestamps, so the
+space), ``selected`` (in the proxy) and ``proxy_label`` (its label in the proxy after label
+reduction's renumbering; -1 when its class was dropped). Written with a fixed schema and no timestamps, so the
 same build writes the same bytes.
 """
 
@@ -29,6 +30,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("neighbor", pa.int64()),
     ("distance", pa.float32()),
     ("selected", pa.bool_()),
+    ("proxy_label", pa.int64()),
 ])
 
 

@@ -71,6 +71,8 @@ class NeighborMap:
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Reduce features with the fitted PCA (identity when there is none), as float32."""
         x = _check_features(features, "features")
+        if self.pca_ is not None and len(x) == 0:
+            return np.zeros((0, self.pca_.n_components_), np.float32)
         if self.pca_ is not None:
             x = self.pca_.transform(x)
         return np.ascontiguousarray(x, dtype=np.float32)

@@ -9,16 +9,25 @@ read in, or on which process (rank) read it. The keys are compared in log space
 
 Zero-weight examples are taken only after every positive-weight example, uniformly among
 themselves (by u), so a draw of k examples always returns exactly k.
+
+Label reduction (paper §3.3): each class is scored by the mean importance of its train
+examples (with equal class sizes this ranks classes as the paper's aggregated importance
+does); :func:`keep_classes` keeps the highest-scoring classes until they hold an
+intermediate number of examples (or keeps a fixed number of classes), and the final draw is
+made among the kept classes' examples only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["proxy_size", "hash_uniforms", "weighted_topk", "draw", "keep_probabilities"]
+__all__ = ["proxy_size", "hash_uniforms", "weighted_topk", "draw", "keep_probabilities", "class_scores",
+           "keep_classes"]
 
 
 def proxy_size(ratio: float, n: int) -> int:
@@ -28,7 +37,7 @@ def proxy_size(ratio: float, n: int) -> int:
         raise ValueError(f"ratio must be in the open interval (0, 1) (got {ratio})")
     if n <= 0:
         raise ValueError(f"cannot draw a proxy from an empty split (n={n})")
-    k = int(np.floor(ratio * n + 0.5))
+    k = math.floor(Fraction(repr(ratio)) * n + Fraction(1, 2))  # exact: 0.29 * 50 -> 15, not 14
     if k == 0:
         raise ValueError(f"ratio {ratio} of {n} examples rounds to 0; use a ratio >= {0.5 / n:.3g}")
     return k
@@ -42,7 +51,7 @@ def hash_uniforms(keys: Sequence[str], seed: int) -> np.ndarray:
         dtype=np.uint64,
         count=len(keys),
     )
-    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return ((raw >> np.uint64(12)).astype(np.float64) + 0.5) / float(1 << 52)  # in [2^-53, 1 - 2^-53]
 
 
 def weighted_topk(weights: np.ndarray, k: int, uniforms: np.ndarray) -> np.ndarray:
@@ -55,10 +64,10 @@ def weighted_topk(weights: np.ndarray, k: int, uniforms: np.ndarray) -> np.ndarr
         raise ValueError("weights must be finite and >= 0")
     if not 0 < k <= len(w):
         raise ValueError(f"k must be in 1..{len(w)} (got {k})")
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         score = np.where(w > 0, np.log(u) / np.where(w > 0, w, 1.0), -np.inf)
-    # Primary: score descending; ties (only zero weights, score -inf) broken by u descending.
-    order = np.lexsort((-u, -score))
+    # Positive weights first, then score descending, then u descending (zero weights; underflowed scores).
+    order = np.lexsort((-u, -score, ~(w > 0)))
     return np.sort(order[:k])
 
 
@@ -73,6 +82,44 @@ def keep_probabilities(importance: np.ndarray) -> np.ndarray:
     """keep_prob_i = importance_i / sum(importance) (paper Algorithm 1 step 8)."""
     imp = np.asarray(importance, dtype=np.float64)
     total = imp.sum()
+    if (imp < 0).any():
+        raise ValueError(f"importance must be >= 0 (got {int((imp < 0).sum())} negative values)")
     if not np.isfinite(total) or total <= 0:
         raise ValueError(f"importance must sum to a positive finite number (got {total})")
     return imp / total
+
+
+def class_scores(labels: np.ndarray, importance: np.ndarray, num_classes: int) -> np.ndarray:
+    """Mean importance of each class's examples (float64, -inf for a class with none)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    total = np.bincount(labels, weights=np.asarray(importance, dtype=np.float64), minlength=num_classes)
+    count = np.bincount(labels, minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
+
+
+def keep_classes(labels: np.ndarray, importance: np.ndarray, num_classes: int, *, target: int | None = None,
+                 num_keep: int | None = None) -> np.ndarray:
+    """Boolean mask (num_classes,) of the classes kept by label reduction.
+
+    Classes are ranked by :func:`class_scores`, highest first (ties: lower class index
+    first). With ``target``, classes are kept in that order until they hold at least
+    ``target`` examples; with ``num_keep``, exactly that many classes are kept.
+    """
+    if (target is None) == (num_keep is None):
+        raise ValueError("give exactly one of target (examples) or num_keep (classes)")
+    scores = class_scores(labels, importance, num_classes)
+    order = np.lexsort((np.arange(num_classes), -scores))
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    present = int((counts > 0).sum())
+    if num_keep is not None:
+        if not 1 <= num_keep <= present:
+            raise ValueError(f"cannot keep {num_keep} classes: the train split has {present} classes with examples")
+        n = num_keep
+    else:
+        if not 1 <= target <= counts.sum():
+            raise ValueError(f"label-reduction target of {target} examples is outside 1..{counts.sum()}")
+        n = int(np.searchsorted(np.cumsum(counts[order]), target) + 1)
+    mask = np.zeros(num_classes, dtype=bool)
+    mask[order[:n]] = True
+    return mask

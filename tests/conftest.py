@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A fresh datasets cache per test session: load_dataset never serves a stale cached copy
+# of an output directory whose path a previous session used.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="proxyds-hf-cache-")
 
 TINY_MNIST1D = {"num_samples": 600, "train_split": 0.8, "seed": 7}  # 480 train, 120 test
 
@@ -31,6 +35,7 @@ def tiny_config(source, out, **overrides):
     from proxyds.config import BuildConfig
 
     fields = dict(dataset=source, out=out, ratio=0.1, space="resnet1d", input_column="x", probe_epochs=1,
+                  label_reduction="off",
                   batch_size=64, pca_components=16, rows_per_shard=20, workdir=out.parent / "work", device="cpu")
     fields.update(overrides)
     return BuildConfig(**fields)

@@ -26,14 +26,25 @@ __all__ = ["write_proxy", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 
 
-def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: dict) -> Path:
-    """Write OUT for a finished selection; returns OUT."""
+def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: dict, *,
+                label_map: np.ndarray | None = None, kept_classes: np.ndarray | None = None) -> Path:
+    """Write OUT for a finished selection; returns OUT.
+
+    With label reduction, ``kept_classes`` (bool per class) restricts the reference split to
+    the kept classes and ``label_map`` renumbers labels (old -> new, -1 dropped); the output's
+    class names are the kept classes' names.
+    """
     cfg = plan.config
+    relabel = None
+    if kept_classes is not None and not np.all(kept_classes):
+        relabel = _Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
+        class_names = relabel.names
+    ref_keep = None if relabel is None else kept_classes[ref_idx.labels]
     with atomic_output_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
         data = tmp / "data"
         splits = {
-            "train": _copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names),
-            "test": _copy_split(plan, plan.reference, ref_idx, None, data, "test", class_names),
+            "train": _copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),
+            "test": _copy_split(plan, plan.reference, ref_idx, ref_keep, data, "test", class_names, relabel),
         }
         write_manifest(tmp / "manifest.parquet", manifest)
         ext = "parquet" if plan.format == "parquet" else "tar"
@@ -47,7 +58,28 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     return cfg.out
 
 
-def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split: str, class_names) -> dict:
+class _Relabel:
+    """Renumber the label of a payload (hf row or wds fields) after label reduction."""
+
+    def __init__(self, label_map: np.ndarray, names: list[str]):
+        self.label_map, self.names = label_map, names
+
+    def features(self, features, label_column: str):
+        from datasets import ClassLabel, Features
+
+        if not isinstance(features[label_column], ClassLabel):
+            return features
+        return Features({**features, label_column: ClassLabel(names=self.names)})
+
+    def __call__(self, payload: dict, label: int, info) -> dict:
+        new = int(self.label_map[label])
+        if info.format == "wds":
+            return {**payload, info.label_column: str(new).encode("ascii")}
+        return {**payload, info.label_column: new}
+
+
+def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split: str, class_names,
+                relabel: _Relabel | None = None) -> dict:
     """Stream ``source`` again and write the kept examples unchanged in the output format."""
     total = len(index) if keep is None else int(keep.sum())
     info = source.info
@@ -58,35 +90,39 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
             raise RuntimeError(f"{split} source changed while it was read (at position {pos}, key {ex.key!r})")
         if keep is not None and not keep[pos]:
             continue
+        payload = ex.payload if relabel is None else relabel(ex.payload, index.labels[pos], info)
         if writer is None:
-            writer, convert = _open_writer(plan, info, ex.payload, data, split, class_names)
+            writer, convert = _open_writer(plan, info, payload, data, split, class_names, relabel)
             writer.__enter__()
         if plan.format == "wds":
-            writer.write(ex.key, convert(ex.payload))
+            writer.write(ex.key, convert(payload))
         else:
-            writer.write(convert(ex.payload))
+            writer.write(convert(payload))
         bar.update(1)
     bar.close()
     if writer is None:  # nothing kept: still write one valid, empty shard
-        writer, _ = _open_writer(plan, info, None, data, split, class_names)
+        writer, _ = _open_writer(plan, info, None, data, split, class_names, relabel)
         writer.__enter__()
     writer.__exit__(None, None, None)
     return {"files": [p.name for p in writer.paths], "rows": writer.num_rows,
             **({"counts": list(writer.counts)} if hasattr(writer, "counts") else {})}
 
 
-def _open_writer(plan, info, payload, data: Path, split: str, class_names):
+def _open_writer(plan, info, payload, data: Path, split: str, class_names, relabel=None):
     rows = plan.config.rows_per_shard
+    features = info.features
+    if relabel is not None and features is not None:
+        features = relabel.features(features, info.label_column)
     if plan.format == "wds":
         writer = WdsShardWriter(data, split, maxcount=rows)
         if info.format == "wds":
             return writer, dict
         # One image extension for the whole split (the first row's), so every example has the same fields.
-        first = row_to_wds_fields(payload, info.features, info.label_column) if payload is not None else {}
+        first = row_to_wds_fields(payload, features, info.label_column) if payload is not None else {}
         ext = next((f.rsplit(".", 1)[-1] for f in first if f.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS), None)
-        return writer, lambda row: row_to_wds_fields(row, info.features, info.label_column, image_ext=ext)
+        return writer, lambda row: row_to_wds_fields(row, features, info.label_column, image_ext=ext)
     if info.format == "hf":
-        return ParquetShardWriter(data, split, info.features, rows_per_shard=rows), dict
+        return ParquetShardWriter(data, split, features, rows_per_shard=rows), dict
     if payload is None:
         raise ValueError(f"cannot write an empty {split!r} split of WebDataset input as parquet (no schema)")
     features = wds_features(payload, class_names, label_field=info.label_column)

@@ -22,6 +22,8 @@ def shuffled(items: Iterable[T], buffer_size: int, seed: int) -> Iterator[T]:
     Each incoming item replaces a random buffered one, which is emitted; the buffer is
     drained in random order at the end. Memory is bounded by the buffer.
     """
+    if buffer_size < 1:
+        raise ValueError(f"buffer_size must be >= 1 (got {buffer_size})")
     rng = np.random.default_rng(seed)
     buf: list[T] = []
     for item in items:
@@ -37,6 +39,8 @@ def shuffled(items: Iterable[T], buffer_size: int, seed: int) -> Iterator[T]:
 
 def batched(items: Iterable[T], batch_size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``batch_size`` items (the last may be shorter)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
     batch: list[T] = []
     for item in items:
         batch.append(item)
