@@ -32,7 +32,7 @@ from proxyds.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sources import get_preset, open_source
 from proxyds.sources.presets import cache_dir
 from proxyds.sources.stream import batched, shuffled, to_tensors
-from proxyds.spaces import get_space
+from proxyds.spaces import resolve_space
 
 __all__ = ["build", "BuildResult", "resolve", "scan", "SplitIndex"]
 
@@ -99,7 +99,7 @@ def resolve(config: BuildConfig) -> Plan:
     if space_name is None:
         raise ValueError("--space is required for a hf:/wds: source; see `proxyds spaces`")
     fmt = config.format or ("wds" if spec.startswith("wds:") else "parquet")
-    return Plan(config, spec, train, reference, input_column, get_space(space_name), fmt)
+    return Plan(config, spec, train, reference, input_column, resolve_space(space_name), fmt)
 
 
 def scan(source, what: str) -> SplitIndex:

@@ -162,3 +162,38 @@ def test_bad_weights(weights, shown):
     assert shown in str(excinfo.value)
     with pytest.raises(ValueError, match="weights"):
         case_importance(np.array([1, 2, 3, 4]), weights)
+
+
+# --- k probes ------------------------------------------------------------------------------
+from proxyds.importance import dominant_case, pairwise_cases, pairwise_importance  # noqa: E402
+
+
+@pytest.mark.parametrize("accuracy", [(0.5, 0.6), (0.7, 0.6), (0.6, 0.6)])
+def test_two_probes_pairwise_equals_paper_cases(accuracy):
+    correct = np.array([[1, 1], [0, 0], [0, 1], [1, 0]], dtype=bool)
+    pairs = pairwise_cases(correct, accuracy)
+    assert pairs.shape == (4, 1)
+    assert np.array_equal(pairs[:, 0], probe_cases(correct, accuracy))
+    assert np.array_equal(dominant_case(pairs), probe_cases(correct, accuracy))
+    assert np.array_equal(pairwise_importance(pairs), case_importance(probe_cases(correct, accuracy)))
+
+
+def test_three_probes_by_hand():
+    # probes ordered by accuracy 0 < 1 < 2; pairs (0,1), (0,2), (1,2), the later probe better in each
+    correct = np.array([[1, 1, 1],   # all correct: case 1 everywhere
+                        [0, 0, 1],   # only the best: (0,1) both wrong, (0,2) agree, (1,2) agree
+                        [1, 0, 0]],  # only the worst: (0,1) disagree, (0,2) disagree, (1,2) both wrong
+                       dtype=bool)
+    pairs = pairwise_cases(correct, [0.5, 0.6, 0.7])
+    assert pairs.tolist() == [[1, 1, 1], [2, 3, 3], [4, 4, 2]]
+    assert np.allclose(pairwise_importance(pairs), [2.0, (1 + 6 + 6) / 3, (1 + 1 + 1) / 3])
+    assert dominant_case(pairs).tolist() == [1, 3, 4]
+
+
+def test_dominant_case_ties_prefer_informative_cases():
+    assert dominant_case(np.array([[1, 3], [2, 4], [1, 2], [4, 3]])).tolist() == [3, 4, 2, 3]
+
+
+def test_pairwise_cases_rejects_one_probe():
+    with pytest.raises(ValueError, match="k>=2"):
+        pairwise_cases(np.ones((3, 1), bool), [0.5])

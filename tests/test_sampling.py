@@ -274,3 +274,27 @@ def test_keep_probabilities_rejects_non_positive_or_non_finite_total(imp):
 def test_keep_probabilities_rejects_negative_importance():
     with pytest.raises(ValueError):
         keep_probabilities(np.array([-1.0, 2.0]))
+
+
+# --- label reduction -----------------------------------------------------------------------
+from proxyds.sampling import class_scores, keep_classes  # noqa: E402
+
+
+def test_class_scores_are_mean_importance_and_empty_classes_rank_last():
+    labels = np.array([0, 0, 1, 1, 1, 3])
+    imp = np.array([1.0, 3.0, 6.0, 6.0, 0.0, 5.0])
+    scores = class_scores(labels, imp, 5)
+    assert scores[:2].tolist() == [2.0, 4.0] and scores[3] == 5.0
+    assert np.isneginf(scores[2]) and np.isneginf(scores[4])
+
+
+def test_keep_classes_keeps_highest_until_target():
+    labels = np.repeat(np.arange(5), 10)
+    imp = np.repeat([1.0, 5.0, 3.0, 2.0, 4.0], 10)
+    assert np.flatnonzero(keep_classes(labels, imp, 5, target=20)).tolist() == [1, 4]
+    assert np.flatnonzero(keep_classes(labels, imp, 5, target=21)).tolist() == [1, 2, 4]
+    assert np.flatnonzero(keep_classes(labels, imp, 5, num_keep=1)).tolist() == [1]
+    with pytest.raises(ValueError, match="cannot keep 6 classes"):
+        keep_classes(labels, imp, 5, num_keep=6)
+    with pytest.raises(ValueError, match="exactly one"):
+        keep_classes(labels, imp, 5)

@@ -4,6 +4,8 @@ probes are the boundary configs, the registry rejects bad names, builds are seed
 from __future__ import annotations
 
 import pickle
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -17,10 +19,22 @@ from proxyds.spaces import (
     get_space,
     list_spaces,
     register_space,
+    resolve_space,
 )
 from proxyds.spaces import registry
+from proxyds.spaces.efficientnet import efficientnet_widths
 
 ALL_CONFIGS = [(s, c.name) for s in list_spaces() for c in get_space(s).configs]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Batch-of-2 forwards gain nothing from intra-op threads, and on a shared CPU the
+    thread pool's spinning made this file 3-4x slower; restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # --- every space x every config (timm's tests/test_models.py pattern) -------------------
@@ -79,6 +93,8 @@ def test_grid_names_and_order(space_name):
 def test_input_shapes():
     assert get_space("resnet1d").input_shape == (1, 40)
     assert get_space("resnet20").input_shape == (3, 32, 32)
+    assert get_space("efficientnet_b0_cifar").input_shape == (3, 32, 32)
+    assert get_space("torchvision_resnet").input_shape == (3, 224, 224)
 
 
 def test_stage_widths_follow_b_and_m():
@@ -302,3 +318,176 @@ def test_register_new_space(monkeypatch):
     assert get_space("tiny_test").name == "tiny_test"
     with pytest.raises(ValueError, match="already registered"):
         register_space("tiny_test")(tiny)
+
+
+# --- EfficientNet-B0 variants (Park 2019, Table 3) --------------------------------------
+
+
+def test_efficientnet_grid_names_and_order():
+    space = get_space("efficientnet_b0_cifar")
+    names = [c.name for c in space.configs]
+    assert names == [f"r{r}-k{k}-f{f}" for r in (1, 2) for k in (1, 2) for f in (1, 2, 3)]
+    for c in space.configs:
+        assert c.name == "r{r}-k{k}-f{f}".format(**c.params)
+    for text in ("[1,2,2,3,3,4,1]", "[3,3,5,3,5,5,3]", "[18,16,16,24,48,68,116]"):
+        assert text in space.description
+
+
+def test_efficientnet_filter_reading():
+    # [stem, stage 1..6] as printed; stage 7 = 320 * f[6] / 192 rounded to 8; head = 4x
+    assert efficientnet_widths((18, 16, 16, 24, 48, 68, 116)) == (
+        18, (16, 16, 24, 48, 68, 116, 192), 768)
+    assert efficientnet_widths((24, 16, 20, 32, 64, 90, 152)) == (
+        24, (16, 20, 32, 64, 90, 152, 256), 1024)
+    assert efficientnet_widths((32, 16, 24, 40, 80, 112, 192)) == (
+        32, (16, 24, 40, 80, 112, 192, 320), 1280)
+    with pytest.raises(ValueError, match="filters"):
+        efficientnet_widths((32, 16, 24))
+
+
+def test_efficientnet_r2_k2_f3_is_b0():
+    # same layers as torchvision's EfficientNet-B0 (only the strides differ): equal params
+    from torchvision.models import efficientnet_b0
+
+    space = get_space("efficientnet_b0_cifar")
+    assert space.params("r2-k2-f3", num_classes=1000) == count_params(efficientnet_b0())
+
+
+def test_efficientnet_structure():
+    model = get_space("efficientnet_b0_cifar").build("r1-k2-f1", num_classes=10)
+    assert [len(stage) for stage in model.stages] == [1, 2, 2, 2, 2, 3, 1]
+    kernels = [stage[0].block[-3][0].kernel_size[0] for stage in model.stages]
+    assert kernels == [3, 3, 5, 3, 5, 5, 3]
+    assert model.stem[0].out_channels == 18 and model.stem[0].stride == (1, 1)
+    assert model.num_features == 768
+    # stem stride 1 + B0's stage strides: 32x32 in, 2x2 map into the head
+    model.eval()
+    with torch.no_grad():
+        assert model.stages(model.stem(torch.zeros(1, 3, 32, 32))).shape == (1, 192, 2, 2)
+
+
+def test_efficientnet_macs_grow_with_r_k_f():
+    space = get_space("efficientnet_b0_cifar")
+    macs = {tuple(c.params[k] for k in "rkf"): space.macs(c) for c in space.configs}
+    edges = 0
+    for (r, k, f), value in macs.items():
+        assert isinstance(value, int) and value > 0
+        for bigger in [(r + 1, k, f), (r, k + 1, f), (r, k, f + 1)]:
+            if bigger in macs:
+                assert macs[bigger] > value, (bigger, (r, k, f))
+                edges += 1
+    assert edges == 6 + 6 + 8  # r1->r2, k1->k2 for 6 others each; f1->f2->f3 for 4
+    assert [c.name for c in space.probes()] == ["r1-k1-f1", "r2-k2-f3"]
+
+
+# --- torchvision ResNets (ImageNet) ---------------------------------------------------
+
+
+def test_torchvision_resnet_order_probes_and_keys():
+    from torchvision.models import resnet18
+
+    space = get_space("torchvision_resnet")
+    assert [c.name for c in space.configs] == ["resnet18", "resnet34", "resnet50"]
+    macs = [space.macs(c) for c in space.configs]
+    assert macs == sorted(macs) and len(set(macs)) == 3
+    assert [c.name for c in space.probes()] == ["resnet18", "resnet50"]
+    # torchvision's module names are kept, so its checkpoints load unchanged
+    torch.manual_seed(0)
+    model = space.build("resnet18", num_classes=7)
+    reference = resnet18(weights=None, num_classes=7)
+    assert model.state_dict().keys() == reference.state_dict().keys()
+    model.load_state_dict(reference.state_dict())
+    model.eval()
+    reference.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert model.num_features == 512
+
+
+# --- user-defined spaces: resolve_space ---------------------------------------------
+
+_USER_MODULE = """
+import torch
+from torch import nn
+from proxyds.spaces import ArchConfig, SearchSpace
+
+
+class Net(nn.Module):
+    def __init__(self, width, num_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, width), nn.BatchNorm1d(width))
+        self.fc = nn.Linear(width, num_classes)
+        self.num_features = width
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward_head(self, features):
+        return self.fc(features)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def make_space():
+    configs = [ArchConfig("w8", {"w": 8}), ArchConfig("w2", {"w": 2}), ArchConfig("w4", {"w": 4})]
+    return SearchSpace("user_tiny", (4,), configs, lambda c, n: Net(c.params["w"], n))
+
+
+SPACE = make_space()
+
+
+class Holder:
+    space = SPACE
+
+
+NOT_A_SPACE = 3
+
+
+def bad_factory():
+    return "nope"
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    name = "proxyds_test_user_spaces"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(_USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_resolve_space_registered_name():
+    assert resolve_space("resnet20") is get_space("resnet20")
+
+
+@pytest.mark.parametrize("attr", ["SPACE", "make_space", "Holder.space"])
+def test_resolve_space_entry_point_end_to_end(user_module, attr):
+    space = resolve_space(f"{user_module}:{attr}")
+    assert isinstance(space, SearchSpace) and space.name == "user_tiny"
+    lower, upper = space.probes()
+    assert (lower.name, upper.name) == ("w2", "w8")
+    torch.manual_seed(0)
+    model = space.build(upper, num_classes=3)
+    x = torch.randn(2, 4)
+    assert model(x).shape == (2, 3)
+    assert model.forward_features(x).shape == (2, model.num_features) == (2, 8)
+
+
+@pytest.mark.parametrize("spec", ["nope", "a:b:c", "mod:", ":attr", "1mod:x", "mod:x y", ""])
+def test_resolve_space_bad_spec_lists_names_and_form(spec):
+    with pytest.raises(ValueError, match=r"resnet1d, resnet20.*'pkg\.module:attr'"):
+        resolve_space(spec)
+
+
+def test_resolve_space_import_and_attribute_errors(user_module):
+    with pytest.raises(ValueError, match=r"cannot import module 'no_such_mod_xyz\.sub'"):
+        resolve_space("no_such_mod_xyz.sub:space")
+    with pytest.raises(ValueError, match=f"module '{user_module}' has no attribute 'missing'"):
+        resolve_space(f"{user_module}:missing")
+    with pytest.raises(TypeError, match="got int"):
+        resolve_space(f"{user_module}:NOT_A_SPACE")
+    with pytest.raises(TypeError, match="got str"):
+        resolve_space(f"{user_module}:bad_factory")

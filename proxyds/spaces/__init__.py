@@ -6,7 +6,8 @@
 >>> model = space.build(upper, num_classes=10)
 
 Importing this package registers the built-in spaces (``resnet1d``, ``resnet20``); add
-your own with ``@register_space("name")`` over a zero-argument factory.
+your own with ``@register_space("name")`` over a zero-argument factory, or name one in
+another module as ``"pkg.module:attr"`` and load it with :func:`resolve_space`.
 """
 
 from .registry import (
@@ -17,17 +18,24 @@ from .registry import (
     get_space,
     list_spaces,
     register_space,
+    resolve_space,
 )
 from .resnet import BKM_GRID, ResNet
+from .efficientnet import EfficientNetCifar
+from .tv_resnet import TorchvisionResNet
+from . import cnn1d  # noqa: F401  (registers the cnn1d space)
 
 __all__ = [
     "ArchConfig",
     "SearchSpace",
     "register_space",
     "get_space",
+    "resolve_space",
     "list_spaces",
     "count_macs",
     "count_params",
     "ResNet",
     "BKM_GRID",
+    "EfficientNetCifar",
+    "TorchvisionResNet",
 ]

@@ -9,11 +9,16 @@ The data-proxy method (Park 2019, Algorithm 1) trains the space's *boundary* con
 the cheapest and the most expensive by compute, as probes; :meth:`SearchSpace.probes` picks
 them by multiply-accumulates (:func:`count_macs`), with parameters and name as tie-breakers,
 so the choice is reproducible and does not depend on timing.
+
+:func:`resolve_space` also accepts a ``"pkg.module:attr"`` entry point, so a space defined
+in the user's own module needs no registration (``--space mypkg.spaces:my_space``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,6 +31,7 @@ __all__ = [
     "SearchSpace",
     "register_space",
     "get_space",
+    "resolve_space",
     "list_spaces",
     "count_macs",
     "count_params",
@@ -295,3 +301,50 @@ def get_space(name: str) -> SearchSpace:
 def list_spaces(pattern: str = "*") -> list[str]:
     """Sorted names of the registered spaces matching the fnmatch ``pattern``."""
     return [n for n in sorted(_FACTORIES) if fnmatch.fnmatchcase(n, pattern)]
+
+
+_ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def resolve_space(spec: str) -> SearchSpace:
+    """The search space named by ``spec``: a registered name, or a ``"module:attr"`` entry point.
+
+    A registered name gives :func:`get_space`'s shared instance. ``"pkg.module:attr"``
+    (the entry-point form of ``--space mypkg.spaces:my_space``) imports ``pkg.module`` and
+    takes ``attr`` (dots allowed, ``module:Class.attr``), which must be a
+    :class:`SearchSpace` or a zero-argument callable returning one; a callable is called
+    on every resolve, so cache inside it if building the space is costly. Anything else,
+    and a module that cannot be imported, raises ``ValueError``; an attribute of the wrong
+    kind raises ``TypeError``.
+    """
+    if isinstance(spec, str) and spec in _FACTORIES:
+        return get_space(spec)
+    if not isinstance(spec, str) or not _ENTRY_POINT.match(spec):
+        raise ValueError(
+            f"unknown search space {spec!r}; use a registered name "
+            f"({', '.join(sorted(_FACTORIES))}) or a Python entry point 'pkg.module:attr' "
+            f"naming a SearchSpace or a zero-argument function returning one"
+        )
+    module_name, attr_path = spec.split(":")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"search space {spec!r}: cannot import module {module_name!r} ({exc})"
+        ) from exc
+    for attr in attr_path.split("."):
+        try:
+            target = getattr(target, attr)
+        except AttributeError:
+            raise ValueError(
+                f"search space {spec!r}: module {module_name!r} has no attribute {attr_path!r}"
+            ) from None
+    space = target
+    if not isinstance(space, SearchSpace) and callable(space):
+        space = space()
+    if not isinstance(space, SearchSpace):
+        raise TypeError(
+            f"search space {spec!r} must be a SearchSpace or a zero-argument callable "
+            f"returning one, got {type(space).__name__}"
+        )
+    return space
