@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("spaces", help="list search spaces with their configs, MACs and params")
     sub.add_parser("datasets", help="list dataset presets")
+    v = sub.add_parser("verify", help="check that a proxy directory is whole, consistent and readable",
+                       description="Check every file's size and sha256 against proxy.json, the manifest against "
+                                   "the shards' contents, and that datasets and webdataset read the splits. "
+                                   "Exits 0 when all checks pass, 1 on any problem.")
+    v.add_argument("out", help="the proxy directory (a build's --out)")
     return p
 
 
@@ -129,14 +134,27 @@ def _datasets(_args) -> int:
     return 0
 
 
+def _verify(args) -> int:
+    from proxyds.verify import verify
+
+    report = verify(args.out)
+    for problem in report.problems:
+        print(f"  {problem}")
+    n = len(report.problems)
+    verdict = "OK" if report.ok else f"FAILED, {n} problem{'s' if n != 1 else ''}"
+    checked = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.checked.items())
+    print(f"proxyds verify {report.out}: {verdict} (checked: {checked or 'nothing'})")
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
-    commands = {"build": _build, "spaces": _spaces, "datasets": _datasets}
+    commands = {"build": _build, "spaces": _spaces, "datasets": _datasets, "verify": _verify}
     try:
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as err:
         print(f"proxyds {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -51,6 +51,7 @@ class BuildConfig:
     workdir: Path | None = None
     overwrite: bool = False
     device: str = "auto"
+    on_error: str = "raise"               # raise: stop at the first bad example; skip: count it and go on
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -66,6 +67,8 @@ class BuildConfig:
         object.__setattr__(self, "weights", validate_weights(self.weights))
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be raise or skip (got {self.on_error!r})")
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
         lr_mode = str(self.label_reduction)

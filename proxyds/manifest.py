@@ -5,7 +5,8 @@ Columns: ``index`` (position in the train split), ``key``, ``shard`` (source fil
 ``importance`` (higher = more likely kept), ``keep_prob`` (importance / sum, sums to 1),
 ``neighbor`` (index of the nearest reference example), ``distance`` (squared L2 in PCA
 space), ``selected`` (in the proxy) and ``proxy_label`` (its label in the proxy after label
-reduction's renumbering; -1 when its class was dropped). Written with a fixed schema and no timestamps, so the
+reduction's renumbering; -1 when its class was dropped) and ``status`` (``ok``, or
+``skipped: <reason>`` for an example that could not be used; it has importance 0, case 0). Written with a fixed schema and no timestamps, so the
 same build writes the same bytes.
 """
 
@@ -31,6 +32,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("distance", pa.float32()),
     ("selected", pa.bool_()),
     ("proxy_label", pa.int64()),
+    ("status", pa.string()),
 ])
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from proxyds.progress import progress
 
 __all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "pick_device"]
 
@@ -63,7 +64,7 @@ def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     history = []
-    bar = tqdm(total=total, desc=f"train {desc}", unit="step", leave=False, disable=None)
+    bar = progress(total=total, desc=f"train {desc}", unit="step")
     for epoch in range(epochs):
         losses = []
         for x, y in epoch_batches(epoch):

@@ -27,12 +27,18 @@ def write_card(
     data_files: Mapping[str, Sequence[str]],
     summary_md: str,
     pretty_name: str = "proxyds proxy",
+    checksums: Mapping[str, tuple[int, str]] | None = None,
 ) -> Path:
     """Write ``out_dir/README.md``: YAML front matter (configs, pretty_name, tags), then ``summary_md``.
 
     ``data_files`` maps each split to glob patterns relative to ``out_dir``, e.g.
     ``{"train": ["data/train-*"], "test": ["data/test-*"]}``. Splits keep the given order.
     The same arguments always give the same bytes.
+
+    ``checksums`` (relative path -> (bytes, sha256)) of the data files go into the card's
+    ``dataset_info.download_checksums``. ``datasets`` hashes the card into its cache key, and
+    without them two different outputs in directories of the same name and layout share a
+    cache entry, so ``load_dataset`` would return the first one's data for the second.
     """
     if not data_files:
         raise ValueError("data_files is empty; give at least one split, e.g. {'train': ['data/train-*']}")
@@ -55,6 +61,9 @@ def write_card(
         "pretty_name": pretty_name,
         "tags": list(TAGS),
     }
+    if checksums:
+        meta["dataset_info"] = {"config_name": "default", "download_checksums": {
+            path: {"num_bytes": int(size), "checksum": digest} for path, (size, digest) in sorted(checksums.items())}}
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
     body = summary_md.strip("\n")
     text = f"---\n{front}---\n\n{body}\n" if body else f"---\n{front}---\n"

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import proxyds
 from proxyds.manifest import write_manifest
+from proxyds.progress import progress
+from proxyds.scan import read_examples
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.card import write_card
 from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
@@ -27,19 +28,20 @@ FORMAT_VERSION = 1
 
 
 def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: dict, *,
-                label_map: np.ndarray | None = None, kept_classes: np.ndarray | None = None) -> Path:
+                label_map: np.ndarray | None = None, kept_classes: np.ndarray | None = None,
+                ref_keep: np.ndarray | None = None) -> Path:
     """Write OUT for a finished selection; returns OUT.
 
     With label reduction, ``kept_classes`` (bool per class) restricts the reference split to
     the kept classes and ``label_map`` renumbers labels (old -> new, -1 dropped); the output's
-    class names are the kept classes' names.
+    class names are the kept classes' names. ``ref_keep`` marks the reference examples written
+    (usable and of a kept class).
     """
     cfg = plan.config
     relabel = None
     if kept_classes is not None and not np.all(kept_classes):
         relabel = _Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
         class_names = relabel.names
-    ref_keep = None if relabel is None else kept_classes[ref_idx.labels]
     with atomic_output_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
         data = tmp / "data"
         splits = {
@@ -47,15 +49,26 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
             "test": _copy_split(plan, plan.reference, ref_idx, ref_keep, data, "test", class_names, relabel),
         }
         write_manifest(tmp / "manifest.parquet", manifest)
+        files = _digests(tmp)
         ext = "parquet" if plan.format == "parquet" else "tar"
         write_card(tmp, data_files={s: [f"data/{s}-*.{ext}"] for s in splits},
-                   summary_md=card_text(summary, splits, plan.format), pretty_name=f"{summary['dataset']} proxy")
-        files = {p.relative_to(tmp).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+                   summary_md=card_text(summary, splits, plan.format), pretty_name=f"{summary['dataset']} proxy",
+                   checksums={p: (f["bytes"], f["sha256"]) for p, f in files.items() if p.startswith("data/")})
+        files.update(_digests(tmp, only=["README.md"]))
+        files = dict(sorted(files.items()))
+        info = plan.train.info
+        label_column = "cls" if plan.format == "wds" else info.label_column if info.format == "hf" else "label"
         record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
-                  "config": cfg.to_dict(), "seed": cfg.seed, "splits": splits, "summary": summary, "files": files}
+                  "config": cfg.to_dict(), "seed": cfg.seed,
+                  "output": {"format": plan.format, "label_column": label_column, "input_format": info.format},
+                  "splits": splits, "summary": summary, "files": files}
         (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
     return cfg.out
+
+
+def _digests(root: Path, only: list[str] | None = None) -> dict[str, dict]:
+    paths = [root / p for p in only] if only else sorted(p for p in root.rglob("*") if p.is_file())
+    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths}
 
 
 class _Relabel:
@@ -83,9 +96,9 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
     """Stream ``source`` again and write the kept examples unchanged in the output format."""
     total = len(index) if keep is None else int(keep.sum())
     info = source.info
-    bar = tqdm(total=total, desc=f"write {split}", unit="ex", leave=False, disable=None)
+    bar = progress(total=total, desc=f"write {split}", unit="ex")
     writer, convert = None, None
-    for pos, ex in enumerate(source):
+    for pos, ex in enumerate(read_examples(source, split, plan.on_error)):
         if pos >= len(index) or ex.key != index.keys[pos]:
             raise RuntimeError(f"{split} source changed while it was read (at position {pos}, key {ex.key!r})")
         if keep is not None and not keep[pos]:

@@ -63,6 +63,11 @@ class HFSource:
         self.info = SplitInfo(format="hf", label_column=label_column, class_names=names, features=features)
 
     @property
+    def files(self) -> list[str]:
+        """Local data files in read order (empty for a Hub dataset)."""
+        return [str(f) for f in self._files if os.path.exists(str(f))]
+
+    @property
     def shards(self) -> list[str]:
         n = self._ds.num_shards
         if len(self._files) == n:

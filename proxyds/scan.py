@@ -1,0 +1,159 @@
+"""The first pass over a split, and the rules for bad input.
+
+``scan`` reads a split once and records what every later pass needs to account for each
+example: key, label, shard, and a status. With ``on_error="raise"`` (the default) the first
+bad example stops the build with a message naming it and its shard; with ``"skip"`` it is
+kept in the index with status ``skipped: <reason>`` (so the manifest still lists it) and
+never used. A shard that cannot be read to its end (truncated or corrupt tar) is an error,
+or with ``skip`` a recorded shard error: the examples read before the damage are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from proxyds.progress import progress
+from proxyds.sources.base import Example
+
+__all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "scan", "class_names", "BadInput"]
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+OK = "ok"
+
+
+class BadInput(ValueError):
+    """Input that cannot be used, named by split, key and shard."""
+
+
+@dataclass
+class SplitIndex:
+    """What one pass over a split learns, in read order: keys, labels (-1 when unusable),
+    shard of each example, its status (``ok`` or ``skipped: …``) and unreadable shards."""
+
+    keys: list[str]
+    labels: np.ndarray
+    shard_ids: np.ndarray
+    shards: list[str]
+    status: list[str]
+    shard_errors: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.fromiter((s == OK for s in self.status), dtype=bool, count=len(self.status))
+
+    def skip(self, pos: int, reason: str) -> None:
+        self.status[pos] = f"skipped: {reason}"
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.status:
+            if s != OK:
+                counts[s] = counts.get(s, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"keys": np.asarray(self.keys, dtype=str), "labels": self.labels, "shard_ids": self.shard_ids,
+                "shards": np.asarray(self.shards, dtype=str), "status": np.asarray(self.status, dtype=str)}
+
+    @classmethod
+    def from_arrays(cls, a: dict, shard_errors: list[dict]) -> "SplitIndex":
+        return cls(a["keys"].tolist(), a["labels"], a["shard_ids"], a["shards"].tolist(), a["status"].tolist(),
+                   shard_errors)
+
+
+def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | None = None) -> Iterator[Example]:
+    """Every example of ``source``, shard by shard; a shard that breaks mid-way raises
+    :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``
+    (pass the list only on the first pass, so each error is recorded once)."""
+    start = 0
+    for index, name in enumerate(source.shards):
+        n = 0
+        try:
+            for ex in source.shard_examples(index, start):
+                n += 1
+                yield ex
+        except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
+            message = f"{what} shard {name} is unreadable after {n} examples ({type(err).__name__}: {err})"
+            if on_error == "raise":
+                raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip") from err
+            log.warning("%s; skipping the rest of it", message)
+            if shard_errors is not None:
+                shard_errors.append({"split": what, "shard": name, "examples_read": n, "error": f"{type(err).__name__}: {err}"})
+        start += n
+
+
+def _problem(ex: Example, seen: set[str], input_column: str, label_column: str) -> str | None:
+    if not isinstance(ex.key, str) or not ex.key:
+        return "empty key"
+    if "." in ex.key:
+        return "key contains '.'"
+    if ex.key in seen:
+        return "duplicate key"
+    if ex.label is None:
+        return f"no label ({label_column!r} missing)"
+    if not isinstance(ex.label, (int, np.integer)) or isinstance(ex.label, bool):
+        return f"label {ex.label!r} is not an integer"
+    if ex.label < 0:
+        return f"negative label {ex.label}"
+    if input_column not in ex.payload or ex.payload[input_column] is None:
+        return f"no input field {input_column!r}"
+    return None
+
+
+def scan(source, what: str, *, input_column: str, on_error: str = "raise") -> SplitIndex:
+    """One pass over a split's keys, labels and fields, checking them as it goes."""
+    keys, labels, shard_ids, shards, status, seen, errors = [], [], [], [], [], set(), []
+    shard_pos = {name: i for i, name in enumerate(source.shards)}
+    for ex in progress(read_examples(source, what, on_error, errors), desc=f"scan {what}", unit="ex"):
+        problem = _problem(ex, seen, input_column, source.info.label_column)
+        if problem is not None and on_error == "raise":
+            raise BadInput(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}; "
+                           f"fix the data or pass --on-error skip")
+        seen.add(ex.key)
+        keys.append(str(ex.key))
+        labels.append(int(ex.label) if problem is None else -1)
+        shard_ids.append(shard_pos.get(ex.shard, 0))
+        status.append(OK if problem is None else f"skipped: {problem}")
+    if not any(s == OK for s in status):
+        raise BadInput(f"the {what} split of {source!r} has no usable examples "
+                       f"({'it is empty' if not keys else f'all {len(keys)} were skipped'})")
+    return SplitIndex(keys, np.asarray(labels, np.int64), np.asarray(shard_ids, np.int32), list(source.shards),
+                      status, errors)
+
+
+def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_error: str) -> tuple[str, ...]:
+    """Label names from the source's features, else "0".."C-1"; checks both splits against them."""
+    names, ref_names = tuple(train_info.class_names), tuple(ref_info.class_names)
+    if names and ref_names and names != ref_names:
+        diff = next(i for i in range(min(len(names), len(ref_names)) + 1)
+                    if i >= min(len(names), len(ref_names)) or names[i] != ref_names[i])
+        raise BadInput(f"class names differ between the train and reference splits (first at label {diff}: "
+                       f"{names[diff] if diff < len(names) else '<none>'!r} vs "
+                       f"{ref_names[diff] if diff < len(ref_names) else '<none>'!r})")
+    num = len(names) if names else max(int(train.labels.max()), int(ref.labels.max())) + 1
+    for index, what in ((train, "train"), (ref, "reference")):
+        for pos in np.flatnonzero(index.labels >= num):
+            if on_error == "raise":
+                raise BadInput(f"{what} example {index.keys[pos]!r} (shard {index.shards[index.shard_ids[pos]]}) has "
+                               f"label {index.labels[pos]}, outside the {num} classes 0..{num - 1}")
+            index.skip(pos, f"label {index.labels[pos]} out of range 0..{num - 1}")
+            index.labels[pos] = -1
+    names = names or tuple(str(i) for i in range(num))
+    present = lambda ix: set(np.unique(ix.labels[ix.ok]).tolist())  # noqa: E731
+    missing = sorted(present(train) - present(ref))
+    if missing and on_error == "skip":
+        for pos in np.flatnonzero(np.isin(train.labels, missing) & train.ok):
+            train.skip(pos, "class absent from the reference split")
+    elif missing:
+        raise BadInput(f"classes {[names[c] for c in missing][:10]} occur in train but not in the reference split; "
+                       f"their examples could never be mapped to a reference example of their class")
+    return names
