@@ -1,0 +1,549 @@
+"""``proxyds verify OUT``: prove that a proxy directory is whole, consistent and readable.
+
+A proxy is trusted downstream for hours of search; this re-derives everything proxy.json
+claims from the bytes on disk. Checks, each mismatch a problem (never an exception):
+
+1. **files**: proxy.json parses and has ``format_version`` 1; every listed file exists as a
+   regular file inside OUT with the recorded size and sha256; nothing else is in OUT; no
+   symlinks anywhere.
+2. **manifest**: the expected schema, no nulls; ``index`` is 0..N-1; keys unique; labels,
+   cases and neighbours in range; ``keep_prob`` a distribution; its counts equal proxy.json's.
+3. **shards**: the train shards hold exactly the selected examples in manifest order (tar
+   keys and labels; parquet labels), the test shards ``num_reference`` examples; every tar
+   member is a regular file with a plain relative name, so no extraction can leave OUT.
+4. **readers**: ``datasets.load_dataset(OUT)`` (streamed, images left undecoded) and
+   ``webdataset.WebDataset`` (no decoders, so nothing is unpickled) read every split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import stat
+import tarfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from proxyds.manifest import MANIFEST_SCHEMA
+from proxyds.sinks.atomic import sha256_file
+
+__all__ = ["verify", "VerifyReport"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # the proxy.json version this verifier reads (proxyds.sinks.output.FORMAT_VERSION)
+SPLITS = ("train", "test")
+_MAX_LABEL_BYTES = 64
+_OPTIONAL_COLUMNS = {"proxy_label"}  # absent from manifests written before label reduction
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found: ``problems`` (one line each, naming the file/key), ``checked`` counts."""
+
+    out: Path
+    problems: list[str] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    @contextmanager
+    def guard(self, what: str):
+        """Turn an unexpected error inside one check into a problem; the other checks still run."""
+        try:
+            yield
+        except Exception as err:  # a reader or parser choking on damaged data is a finding, not a crash
+            self.add(f"{what}: {type(err).__name__}: {err}")
+
+
+def verify(out: str | Path) -> VerifyReport:
+    """Check the proxy directory ``out`` against its proxy.json; see the module doc for the checks."""
+    report = VerifyReport(Path(out))
+    record = _read_record(report)
+    if record is None:
+        return report
+    out = report.out
+    log.info("verify %s: sha256 of %d files", out, len(record["files"]))
+    with report.guard("files"):
+        _check_files(out, record["files"], report)
+    manifest = None
+    with report.guard("manifest.parquet"):
+        manifest = _check_manifest(out, record, report)
+    log.info("verify %s: manifest against the shards", out)
+    with report.guard("shards"):
+        _check_shards(out, record, manifest, report)
+    log.info("verify %s: datasets and webdataset readers", out)
+    with report.guard("readers"):
+        _check_readers(out, record, report)
+    return report
+
+
+# -- 1. proxy.json and the files it lists ------------------------------------------------------
+
+
+def _read_record(report: VerifyReport) -> dict | None:
+    out, path = report.out, report.out / "proxy.json"
+    if not out.is_dir():
+        report.add(f"incomplete output: no proxy.json ({out} is not a directory)")
+        return None
+    if path.is_symlink() or not path.is_file():
+        report.add(f"incomplete output: no proxy.json in {out} (a build writes it last; rebuild, or wait "
+                   "for a running build to finish)")
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        report.add(f"proxy.json is not valid JSON: {err}")
+        return None
+    shape = _record_shape_problems(record)
+    for problem in shape:
+        report.add(f"proxy.json: {problem}")
+    return None if shape else record
+
+
+def _record_shape_problems(record) -> list[str]:
+    if not isinstance(record, dict):
+        return [f"expected a JSON object, got {type(record).__name__}"]
+    version = record.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        return [f"format_version is {version!r}; this proxyds reads version {FORMAT_VERSION}"]
+    problems = []
+    files = record.get("files")
+    if not isinstance(files, dict):
+        problems.append("'files' is missing or not an object")
+    else:
+        for rel, entry in files.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
+                    and _is_count(entry.get("bytes"))):
+                problems.append(f"files[{rel!r}] is not {{sha256: 64 hex digits, bytes: int >= 0}}: {entry!r}")
+    splits = record.get("splits")
+    for split in SPLITS:
+        s = splits.get(split) if isinstance(splits, dict) else None
+        if not (isinstance(s, dict) and isinstance(s.get("files"), list) and _is_count(s.get("rows"))
+                and all(isinstance(f, str) for f in s["files"])):
+            problems.append(f"splits.{split} is missing or not {{files: [names], rows: int}}")
+    summary = record.get("summary")
+    if not isinstance(summary, dict):
+        problems.append("'summary' is missing or not an object")
+    else:
+        for key in ("num_train", "num_selected", "num_reference"):
+            if not _is_count(summary.get(key)):
+                problems.append(f"summary.{key} is missing or not an int >= 0: {summary.get(key)!r}")
+        if summary.get("format") not in ("parquet", "wds"):
+            problems.append(f"summary.format is {summary.get('format')!r}, not 'parquet' or 'wds'")
+        if not isinstance(summary.get("class_names"), list) or not summary["class_names"]:
+            problems.append("summary.class_names is missing or empty")
+    if not isinstance(record.get("config"), dict):
+        problems.append("'config' is missing or not an object")
+    return problems
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _plain_relpath(rel) -> bool:
+    """A relative POSIX path with no '..', '.', empty or backslash parts: it cannot leave OUT."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel or rel.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def _check_files(out: Path, files: dict, report: VerifyReport) -> None:
+    root = out.resolve()
+    hashed = nbytes = 0
+    for rel, entry in files.items():
+        if not _plain_relpath(rel):
+            report.add(f"proxy.json lists {rel!r}: not a plain relative path inside the output directory")
+            continue
+        path = out / rel
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            report.add(f"{rel}: listed in proxy.json but missing")
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            continue  # reported by the walk below
+        if not stat.S_ISREG(st.st_mode):
+            report.add(f"{rel}: not a regular file")
+            continue
+        if not path.resolve().is_relative_to(root):
+            report.add(f"{rel}: resolves outside the output directory (through a symlinked folder)")
+            continue
+        if st.st_size != entry["bytes"]:
+            report.add(f"{rel}: size is {st.st_size:,} bytes, proxy.json records {entry['bytes']:,} (truncated "
+                       "or modified)")
+            continue
+        try:
+            digest = sha256_file(path)
+        except OSError as err:
+            report.add(f"{rel}: cannot be read: {err}")
+            continue
+        hashed, nbytes = hashed + 1, nbytes + st.st_size
+        if digest != entry["sha256"]:
+            report.add(f"{rel}: sha256 mismatch (proxy.json records {entry['sha256'][:16]}…, file has "
+                       f"{digest[:16]}…): the file was modified or corrupted")
+    for dirpath, dirnames, filenames in os.walk(out):  # never follows symlinked folders
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(out).as_posix()
+            if path.is_symlink():
+                report.add(f"{rel}: is a symlink (to {os.readlink(path)!r}); a proxy holds only regular files")
+            elif name in filenames and rel != "proxy.json" and rel not in files:
+                report.add(f"{rel}: not listed in proxy.json (an extra or leftover file)")
+    report.checked.update(files=hashed, bytes=nbytes)
+
+
+# -- 2. the manifest ---------------------------------------------------------------------------
+
+
+def _check_manifest(out: Path, record: dict, report: VerifyReport) -> dict | None:
+    """The manifest's columns as arrays if it reads with the right schema, else None."""
+    path = out / "manifest.parquet"
+    if "manifest.parquet" not in record["files"]:
+        report.add("manifest.parquet: not listed in proxy.json")
+    if path.is_symlink() or not path.is_file():
+        return None  # reported as missing (or a symlink) by the file check
+    table = pq.read_table(path)
+    bad = False
+    for want in MANIFEST_SCHEMA:
+        if want.name in _OPTIONAL_COLUMNS and want.name not in table.column_names:
+            continue
+        if want.name not in table.column_names:
+            report.add(f"manifest.parquet: column {want.name!r} is missing")
+            bad = True
+        elif table.schema.field(want.name).type != want.type:
+            report.add(f"manifest.parquet: column {want.name!r} is {table.schema.field(want.name).type}, "
+                       f"expected {want.type}")
+            bad = True
+        elif table[want.name].null_count:
+            report.add(f"manifest.parquet: column {want.name!r} has {table[want.name].null_count} nulls")
+            bad = True
+    if bad:
+        return None
+    m = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names
+         if name in MANIFEST_SCHEMA.names}
+    summary, n = record["summary"], table.num_rows
+    report.checked["manifest_rows"] = n
+
+    def expect(what: str, got: int, want: int, where: str) -> None:
+        if got != want:
+            report.add(f"manifest.parquet: {what} is {got}, proxy.json {where} says {want}")
+
+    expect("the row count", n, summary["num_train"], "summary.num_train")
+    if not np.array_equal(m["index"], np.arange(n)):
+        first = int(np.argmax(m["index"] != np.arange(n))) if len(m["index"]) == n else 0
+        report.add(f"manifest.parquet: index is not 0..{n - 1} (row {first} has index {m['index'][first]})")
+    keys = m["key"].tolist()
+    if len(set(keys)) != n:
+        seen: set[str] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        report.add(f"manifest.parquet: key {dup!r} occurs more than once")
+    bad_keys = [k for k in keys if not k or "." in k]  # what build.scan rejects
+    if bad_keys:
+        report.add(f"manifest.parquet: {len(bad_keys)} keys are empty or contain '.', e.g. {bad_keys[0]!r}")
+    for col in ("importance", "keep_prob", "distance"):
+        v = m[col].astype(np.float64)
+        if not (np.isfinite(v).all() and (v >= 0).all()):
+            report.add(f"manifest.parquet: {col} has {int((~np.isfinite(v) | (v < 0)).sum())} values that are "
+                       "negative, NaN or infinite")
+    total = math.fsum(m["keep_prob"].tolist())
+    if not abs(total - 1.0) <= 1e-9:
+        report.add(f"manifest.parquet: keep_prob sums to {total!r}, not 1 (within 1e-9)")
+    selected = m["selected"].astype(bool)
+    k = int(selected.sum())
+    expect("the number of selected rows", k, summary["num_selected"], "summary.num_selected")
+    expect("the number of selected rows", k, record["splits"]["train"]["rows"], "splits.train.rows")
+    num_classes, num_ref = len(summary["class_names"]), summary["num_reference"]
+    ranges = [("label", 0, num_classes - 1), ("case", 1, 4), ("neighbor", 0, num_ref - 1)]
+    in_range = True
+    for col, lo, hi in ranges:
+        outside = (m[col] < lo) | (m[col] > hi)
+        if outside.any():
+            i = int(np.argmax(outside))
+            report.add(f"manifest.parquet: {int(outside.sum())} {col} values are outside {lo}..{hi}, e.g. key "
+                       f"{keys[i]!r} has {col} {m[col][i]}")
+            in_range = False
+    if in_range:
+        _check_summary_counts(m, selected, summary, num_classes, report)
+        if "proxy_label" in m:
+            _check_proxy_labels(m, selected, keys, summary, report)
+    report.checked["selected"] = k
+    return m
+
+
+def _check_summary_counts(m: dict, selected: np.ndarray, summary: dict, num_classes: int, report) -> None:
+    """The per-case and per-class counts proxy.json reports are the manifest's."""
+    derived = {
+        ("cases", "train"): np.bincount(m["case"].astype(np.int64) - 1, minlength=4),
+        ("cases", "selected"): np.bincount(m["case"][selected].astype(np.int64) - 1, minlength=4),
+        ("classes", "train"): np.bincount(m["label"], minlength=num_classes),
+        ("classes", "selected"): np.bincount(m["label"][selected], minlength=num_classes),
+    }
+    for (group, row), counts in derived.items():
+        recorded = (summary.get(group) or {}).get(row)
+        if recorded is not None and list(recorded) != counts.tolist():
+            report.add(f"manifest.parquet: per-{'class' if group == 'classes' else 'case'} {row} counts are "
+                       f"{counts.tolist()}, proxy.json summary.{group}.{row} says {list(recorded)}")
+
+
+def _kept_classes(summary: dict) -> list[int] | None:
+    """Indices of the classes label reduction kept, or None when it was not applied."""
+    reduction = summary.get("label_reduction")
+    if not (isinstance(reduction, dict) and reduction.get("applied")):
+        return None
+    names = summary["class_names"]
+    return [names.index(n) for n in reduction["kept_classes"]]
+
+
+def _check_proxy_labels(m: dict, selected: np.ndarray, keys: list, summary: dict, report) -> None:
+    """``proxy_label`` is the label renumbered over the kept classes (-1: dropped); only kept rows are selected."""
+    kept = _kept_classes(summary)
+    label_map = np.arange(len(summary["class_names"]))
+    if kept is not None:
+        label_map = np.full(len(summary["class_names"]), -1)
+        label_map[kept] = np.arange(len(kept))
+    wrong = m["proxy_label"] != label_map[m["label"]]
+    if wrong.any():
+        i = int(np.argmax(wrong))
+        report.add(f"manifest.parquet: {int(wrong.sum())} proxy_label values disagree with the label and "
+                   f"summary.label_reduction, e.g. key {keys[i]!r}: label {m['label'][i]}, proxy_label "
+                   f"{m['proxy_label'][i]}, expected {label_map[m['label'][i]]}")
+    dropped = selected & (m["proxy_label"] < 0)
+    if dropped.any():
+        report.add(f"manifest.parquet: {int(dropped.sum())} selected rows belong to dropped classes "
+                   f"(proxy_label -1), e.g. key {keys[int(np.argmax(dropped))]!r}")
+
+
+# -- 3. shards against the manifest ------------------------------------------------------------
+
+
+def _label_field(record: dict) -> str:
+    """The output's label column / tar field, resolved the way ``build.resolve`` and ``write_proxy`` do."""
+    config, summary = record["config"], record["summary"]
+    source = "wds" if str(summary.get("source", "")).startswith("wds:") else "hf"
+    if summary["format"] == "wds" and source == "hf":
+        return "cls"  # row_to_wds_fields writes the label as `cls`
+    if summary["format"] == "parquet" and source == "wds":
+        return "label"  # wds_fields_to_row names the label column `label`
+    name = config.get("label_column")
+    if name is None and ":" not in str(config.get("dataset", "")):
+        from proxyds.sources import get_preset
+
+        try:
+            name = get_preset(config["dataset"]).label_column
+        except ValueError:
+            name = None
+    return name or ("cls" if source == "wds" else "label")
+
+
+def _split_paths(out: Path, record: dict, split: str, report: VerifyReport) -> list[Path] | None:
+    """The split's shard paths, or None when one is badly named or missing (already reported)."""
+    ext = "tar" if record["summary"]["format"] == "wds" else "parquet"
+    paths, complete = [], True
+    for name in record["splits"][split]["files"]:
+        rel = f"data/{name}"
+        if "/" in name or not name.startswith(f"{split}-") or not name.endswith(f".{ext}"):
+            report.add(f"splits.{split} lists {name!r}; the dataset card only loads data/{split}-*.{ext}")
+            complete = False
+        elif rel not in record["files"]:
+            report.add(f"{rel}: in splits.{split} but not listed (with its sha256) in proxy.json files")
+            complete = False
+        elif (out / rel).is_symlink() or not (out / rel).is_file():
+            complete = False  # missing: reported by the file check
+        else:
+            paths.append(out / rel)
+    report.checked[f"{split}_shards"] = len(paths)
+    return paths if complete else None
+
+
+def _check_shards(out: Path, record: dict, manifest: dict | None, report: VerifyReport) -> None:
+    splits, summary = record["splits"], record["summary"]
+    listed = {f"data/{n}" for s in SPLITS for n in splits[s]["files"]}
+    for rel in record["files"]:
+        if rel.startswith("data/") and rel not in listed:
+            report.add(f"{rel}: in proxy.json files but in no split; load_dataset would still read it")
+    label_field = _label_field(record)
+    wds = summary["format"] == "wds"
+    for split in SPLITS:
+        paths = _split_paths(out, record, split, report)
+        read = None if paths is None else (
+            _read_tars(out, paths, label_field, report) if wds
+            else _read_parquet(out, paths, label_field, split == "train", record, report))
+        if read is None:
+            continue  # a shard is missing or unreadable: reported
+        keys, labels, per_shard = read
+        counts = splits[split].get("counts")
+        if counts is not None and list(counts) != per_shard:
+            report.add(f"{split} shards hold {per_shard} examples each, proxy.json splits.{split}.counts says "
+                       f"{list(counts)}")
+        rows = sum(per_shard)
+        report.checked[f"{split}_rows"] = rows
+        if rows != splits[split]["rows"]:
+            report.add(f"{split} shards hold {rows} examples, proxy.json splits.{split}.rows says "
+                       f"{splits[split]['rows']}")
+        if split == "test" and rows != _expected_test_rows(summary):
+            report.add(f"test shards hold {rows} examples, expected {_expected_test_rows(summary)} (summary."
+                       "num_reference, less the classes label reduction dropped)")
+        if split == "train" and manifest is not None and labels is not None:
+            _compare_with_manifest(keys, labels, manifest, label_field, report)
+
+
+def _expected_test_rows(summary: dict) -> int:
+    kept = _kept_classes(summary)
+    if kept is None:
+        return summary["num_reference"]
+    return int(sum(summary["classes"]["reference"][c] for c in kept))
+
+
+def _compare_with_manifest(keys, labels, manifest: dict, label_field: str, report) -> None:
+    """The train shards must hold exactly the manifest's selected examples, in manifest order."""
+    sel = manifest["selected"].astype(bool)
+    want_keys = manifest["key"][sel].tolist()
+    want_labels = manifest.get("proxy_label", manifest["label"])[sel].tolist()
+    what = f"keys and {label_field!r} labels" if keys is not None else f"{label_field!r} labels"
+    got = list(zip(keys, labels)) if keys is not None else labels
+    want = list(zip(want_keys, want_labels)) if keys is not None else want_labels
+    if got == want:
+        return
+    if len(got) != len(want):
+        report.add(f"train shards hold {len(got)} examples but the manifest selects {len(want)}")
+    i = next((j for j, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    if i < min(len(got), len(want)):
+        report.add(f"train shards differ from the manifest's selected examples ({what}) at position {i}: shard has "
+                   f"{got[i]!r}, manifest selects {want[i]!r} (key {want_keys[i]!r})")
+
+
+def _read_tars(out: Path, paths: list[Path], label_field: str, report: VerifyReport):
+    """Keys (in order), labels (None when missing) and examples per shard of WebDataset tars;
+    None when a tar cannot be read. Every member's name and type is checked on the way."""
+    keys, labels, per_shard = [], [], []
+    members = 0
+    for path in paths:
+        rel = path.relative_to(out).as_posix()
+        before = len(keys)
+        try:
+            with tarfile.open(path, "r:") as tar:
+                for m in tar:
+                    members += 1
+                    bad = _bad_member(m)
+                    if bad:
+                        report.add(f"{rel}: member {m.name!r} {bad}")
+                        continue
+                    key, _, fld = m.name.partition(".")
+                    if len(keys) == before or keys[-1] != key:
+                        keys.append(key)
+                        labels.append(None)
+                    if fld == label_field:
+                        labels[-1] = _read_label(tar, m, rel, report)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            report.add(f"{rel}: cannot be read as a tar: {type(err).__name__}: {err}")
+            return None
+        per_shard.append(len(keys) - before)
+    report.checked["tar_members"] = report.checked.get("tar_members", 0) + members
+    missing = [k for k, lab in zip(keys, labels) if lab is None]
+    if missing:
+        report.add(f"{len(missing)} examples have no readable {label_field!r} label, e.g. key {missing[0]!r}")
+    return keys, labels, per_shard
+
+
+def _bad_member(m: tarfile.TarInfo) -> str | None:
+    """Why a tar member is unsafe or unreadable as a WebDataset field, or None."""
+    name = m.name
+    if not m.isreg():
+        return "is not a regular file (links, folders and devices are never written by proxyds)"
+    if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
+        return "is not a plain relative file name (it could write outside the extraction folder)"
+    key, dot, fld = name.partition(".")
+    if not key or not dot or not fld:
+        return "is not named KEY.FIELD (WebDataset readers would drop or misgroup it)"
+    return None
+
+
+def _read_label(tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, report) -> int | None:
+    if m.size > _MAX_LABEL_BYTES:
+        report.add(f"{rel}: label member {m.name!r} is {m.size} bytes, not a short integer")
+        return None
+    text = tar.extractfile(m).read().decode("utf-8", errors="replace").strip()
+    try:
+        return int(text)
+    except ValueError:
+        report.add(f"{rel}: label member {m.name!r} holds {text[:20]!r}, not an integer")
+        return None
+
+
+def _read_parquet(out: Path, paths: list[Path], label_field: str, with_labels: bool, record: dict, report):
+    """Keys (when the build had a key column), labels (if asked) and rows per shard; None when
+    a shard cannot be read."""
+    key_column = record["config"].get("key_column")
+    keys, labels, per_shard = ([] if key_column and with_labels else None), ([] if with_labels else None), []
+    for path in paths:
+        rel = path.relative_to(out).as_posix()
+        try:
+            pf = pq.ParquetFile(path)
+            per_shard.append(pf.metadata.num_rows)
+            if not with_labels:
+                continue
+            names = pf.schema_arrow.names
+            if label_field not in names:
+                report.add(f"{rel}: no label column {label_field!r} (columns: {', '.join(names)})")
+                return None
+            if keys is not None and key_column not in names:
+                keys = None
+            cols = [label_field] + ([key_column] if keys is not None else [])
+            for batch in pf.iter_batches(columns=cols, batch_size=65_536):
+                labels.extend(batch.column(label_field).to_pylist())
+                if keys is not None:
+                    keys.extend(str(k) for k in batch.column(key_column).to_pylist())
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            report.add(f"{rel}: cannot be read as parquet: {type(err).__name__}: {err}")
+            return None
+    return keys, labels, per_shard
+
+
+# -- 4. the readers downstream code uses -------------------------------------------------------
+
+
+def _check_readers(out: Path, record: dict, report: VerifyReport) -> None:
+    splits = record["splits"]
+    with report.guard(f"datasets.load_dataset({str(out)!r})"):
+        import datasets
+
+        # Absolute: a relative OUT named like a packaged builder ("parquet", "json") would load that builder.
+        loaded = datasets.load_dataset(str(out.absolute()), streaming=True)
+        if set(loaded) != set(SPLITS):
+            report.add(f"datasets.load_dataset({str(out)!r}) gives splits {sorted(loaded)}, expected train and test")
+        for split in SPLITS:
+            if split in loaded:
+                with report.guard(f"datasets.load_dataset({str(out)!r})[{split!r}]"):
+                    n = sum(len(next(iter(b.values()))) for b in loaded[split].decode(False).iter(batch_size=1024))
+                    if n != splits[split]["rows"]:
+                        report.add(f"datasets.load_dataset({str(out)!r})[{split!r}] reads {n} rows, expected "
+                                   f"{splits[split]['rows']}")
+    if record["summary"]["format"] != "wds":
+        return
+    import webdataset as wds
+
+    for split in SPLITS:
+        urls = [str(out / "data" / n) for n in splits[split]["files"] if (out / "data" / n).is_file()]
+        with report.guard(f"webdataset.WebDataset({split} shards)"):
+            ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=_identity,
+                                workersplitter=_identity)  # no .decode(): raw bytes, nothing unpickled
+            n = sum(1 for _ in ds)
+            if n != splits[split]["rows"]:
+                report.add(f"webdataset.WebDataset reads {n} {split} examples, expected {splits[split]['rows']}")
+
+
+def _identity(urls):
+    return urls
