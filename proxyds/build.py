@@ -30,6 +30,7 @@ from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
+from proxyds.sinks.atomic import sha256_file
 from proxyds.scan import OK, BadInput, SplitIndex, class_names, read_examples, scan
 from proxyds.sources import get_preset, open_source
 from proxyds.sources.presets import cache_dir
@@ -170,15 +171,24 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
     workdir = cfg.workdir or cache_dir() / "work"
     hparams = {"epochs": cfg.probe_epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.probe_seed,
                **{k: PROBE_HPARAMS[k] for k in ("weight_decay", "warmup_steps", "shuffle_buffer")}}
+    roles = probe_roles(len(configs))
+    given = dict(cfg.probe_checkpoints)
+    unknown = sorted(set(given) - set(roles))
+    if unknown:
+        raise ValueError(f"--probe names unknown probes {unknown}; the probes of this build are {roles} "
+                         f"({', '.join(f'{r}={c.name}' for r, c in zip(roles, configs))})")
     models, paths = [], []
-    for role, arch in zip(probe_roles(len(configs)), configs):
+    for role, arch in zip(roles, configs):
         fp = fingerprint(data_key, space.name, arch.name, num_classes, hparams)[:16]
         path = Path(workdir) / "probes" / f"{space.name}-{arch.name}-{fp}.pt"
         torch.manual_seed(cfg.probe_seed)
         model = space.build(arch, num_classes)
-        if path.exists():
+        if role in given:
+            path = Path(given[role])
+            load_probe(model, path, f"{role} probe ({space.name} {arch.name}, {num_classes} classes)")
+        elif path.exists():
             log.info("probe %s (%s): loading %s", role, arch.name, path)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            load_probe(model, path, f"{role} probe ({space.name} {arch.name}, {num_classes} classes)")
         else:
             train_probe(model, _epoch_batches(plan, index, cfg.batch_size, cfg.probe_seed),
                         steps_per_epoch=math.ceil(int(index.ok.sum()) / cfg.batch_size), epochs=cfg.probe_epochs,
@@ -191,6 +201,19 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
         models.append(model.to(device).eval())
         paths.append(path)
     return configs, models, paths
+
+
+def load_probe(model: torch.nn.Module, path: Path, what: str) -> None:
+    """Load a state dict saved with torch.save (weights only, never pickle), shape-checked."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - unpickling and shape errors come as many types
+        raise BadInput(f"checkpoint {path} does not fit the {what}: {str(err).splitlines()[0][:300]}") from err
 
 
 def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: str, on_features=None):
@@ -234,7 +257,7 @@ def build(config: BuildConfig) -> BuildResult:
         proxy_size(config.ratio, int(train_idx.ok.sum()))  # fail early on a ratio that rounds to nothing
     with _stage(times, "probes"):
         probe_cfgs, models, ckpts = train_or_load_probes(plan, train_idx, train_key, len(names), device)
-    probes_key = fingerprint(train_key, ref_key, [p.name for p in ckpts], config.on_error)
+    probes_key = fingerprint(train_key, ref_key, [sha256_file(p) for p in ckpts], config.on_error)
     with _stage(times, "score_reference"):
         key = fingerprint("ref", probes_key)
         hit = cache.load("score-reference", key)
@@ -284,6 +307,11 @@ def build(config: BuildConfig) -> BuildResult:
         pool = np.flatnonzero(kept)
         selected = np.zeros(len(train_idx), dtype=bool)
         selected[pool[draw([train_idx.keys[i] for i in pool], importance[pool], k, config.seed)]] = True
+        empty = [names[c] for c in np.flatnonzero(reduction["kept_mask"])
+                 if not selected[train_idx.labels == c].any()]
+        if empty:
+            log.warning("ratio %s leaves %d kept classes without any example: %s%s", config.ratio, len(empty),
+                        ", ".join(empty[:20]), " …" if len(empty) > 20 else "")
         proxy_label = np.full(len(train_idx), -1, dtype=np.int64)
         proxy_label[kept] = reduction["label_map"][train_idx.labels[kept]]
         manifest = {
@@ -296,6 +324,7 @@ def build(config: BuildConfig) -> BuildResult:
     summary = _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest)
     summary["probe_checkpoints"] = [p.name for p in ckpts]
     summary["label_reduction"] = {k: v for k, v in reduction.items() if k not in ("kept_mask", "label_map")}
+    summary["classes_without_examples"] = empty
     with _stage(times, "write"):
         ref_keep = ref_idx.ok.copy()
         ref_keep[ref_keep] = reduction["kept_mask"][ref_idx.labels[ref_keep]]

@@ -52,6 +52,7 @@ class BuildConfig:
     overwrite: bool = False
     device: str = "auto"
     on_error: str = "raise"               # raise: stop at the first bad example; skip: count it and go on
+    probe_checkpoints: tuple[tuple[str, str], ...] = ()  # (role, path): trained probes to load instead of training
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -67,6 +68,13 @@ class BuildConfig:
         object.__setattr__(self, "weights", validate_weights(self.weights))
         if self.format is not None and self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        pairs = []
+        for item in self.probe_checkpoints:
+            role, path = item.split("=", 1) if isinstance(item, str) and "=" in item else item
+            if not role or not path:
+                raise ValueError(f"probe checkpoints must be ROLE=PATH, e.g. upper=ckpt.pt (got {item!r})")
+            pairs.append((str(role), str(path)))
+        object.__setattr__(self, "probe_checkpoints", tuple(pairs))
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be raise or skip (got {self.on_error!r})")
         if self.neighbors not in NEIGHBORS:
@@ -96,4 +104,5 @@ class BuildConfig:
         d["out"] = str(self.out)
         d["workdir"] = None if self.workdir is None else str(self.workdir)
         d["weights"] = list(self.weights)
+        d["probe_checkpoints"] = [list(p) for p in self.probe_checkpoints]
         return d

@@ -71,12 +71,20 @@ class SplitIndex:
 
 
 def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | None = None) -> Iterator[Example]:
-    """Every example of ``source``, shard by shard; a shard that breaks mid-way raises
-    :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``
-    (pass the list only on the first pass, so each error is recorded once)."""
+    """Every example of ``source``, shard by shard; a shard that is damaged or breaks mid-way raises
+    :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``.
+    Pass ``shard_errors`` on the first pass only: it also checks each shard's integrity where
+    the source can (``source.damage``), and records each error once."""
     start = 0
     for index, name in enumerate(source.shards):
         n = 0
+        damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
+        if damage is not None:
+            message = f"{what} shard {name} is damaged: {damage}"
+            if on_error == "raise":
+                raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip")
+            log.warning("%s; keeping the examples that can be read", message)
+            shard_errors.append({"split": what, "shard": name, "error": damage})
         try:
             for ex in source.shard_examples(index, start):
                 n += 1
@@ -87,7 +95,7 @@ def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | N
                 raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip") from err
             log.warning("%s; skipping the rest of it", message)
             if shard_errors is not None:
-                shard_errors.append({"split": what, "shard": name, "examples_read": n, "error": f"{type(err).__name__}: {err}"})
+                shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
         start += n
 
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,17 +20,19 @@ from pathlib import Path
 __all__ = ["atomic_output_dir", "sha256_file"]
 
 _BLOCK = 1 << 20
+_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:32] or "host"
 
 
 @contextmanager
 def atomic_output_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out``; rename it to ``out`` on success.
 
-    The sibling is ``out.parent / f".{out.name}.tmp-{pid}-{random}"``, on the same file
+    The sibling is ``out.parent / f".{out.name}.tmp-{host}-{pid}-{random}"``, on the same file
     system, so the final rename is atomic. If ``out`` already exists the call fails at
     entry, before any work, unless ``overwrite`` is true; then the old directory is moved
     aside, the new one renamed in, and only then the old one deleted. If the body raises,
     the temporary directory is removed and the exception propagates; ``out`` is untouched.
+    Temporary siblings of this host whose process no longer runs (a killed build) are removed.
     """
     out = Path(out).absolute()
     parent = out.parent
@@ -42,6 +45,7 @@ def atomic_output_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[P
             raise FileExistsError(
                 errno.EEXIST, "output path exists and is not a directory; refusing to replace it", str(out)
             )
+    _remove_stale_siblings(out)
     tmp = _make_sibling(out, "tmp")
     try:
         yield tmp
@@ -70,7 +74,7 @@ def _make_sibling(out: Path, tag: str) -> Path:
     except OSError as e:
         raise type(e)(e.errno, f"cannot create the parent of the output directory: {e.strerror}", str(parent)) from e
     for _ in range(100):
-        candidate = parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+        candidate = parent / f".{out.name}.{tag}-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             candidate.mkdir()
         except FileExistsError:
@@ -82,6 +86,29 @@ def _make_sibling(out: Path, tag: str) -> Path:
             ) from e
         return candidate
     raise FileExistsError(errno.EEXIST, "could not find a free temporary name", str(parent))
+
+
+def _remove_stale_siblings(out: Path) -> None:
+    """Delete temporary siblings left by a killed build of this host (their process is gone)."""
+    prefix = f".{out.name}.tmp-{_HOST}-"
+    if not out.parent.is_dir():
+        return
+    for sibling in out.parent.iterdir():
+        if not sibling.name.startswith(prefix):
+            continue
+        pid = sibling.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _move_into_place(tmp: Path, out: Path, *, overwrite: bool) -> None:

@@ -25,6 +25,9 @@ from proxyds.sinks.wds import WdsShardWriter
 __all__ = ["write_proxy", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
+# Where and how this copy was written, not what it holds: left out of proxy.json, so the same
+# build written elsewhere (or resumed) gives the same bytes.
+_LOCAL_SETTINGS = ("out", "workdir", "overwrite")
 
 
 def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: dict, *,
@@ -59,7 +62,7 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
         info = plan.train.info
         label_column = "cls" if plan.format == "wds" else info.label_column if info.format == "hf" else "label"
         record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
-                  "config": cfg.to_dict(), "seed": cfg.seed,
+                  "config": {k: v for k, v in cfg.to_dict().items() if k not in _LOCAL_SETTINGS}, "seed": cfg.seed,
                   "output": {"format": plan.format, "label_column": label_column, "input_format": info.format},
                   "splits": splits, "summary": summary, "files": files}
         (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")

@@ -45,6 +45,8 @@ def _reshape(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float32)
     if arr.size != int(np.prod(shape)):
         raise ValueError(f"input {name!r} has {arr.size} values (shape {arr.shape}); the search space expects {shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"input {name!r} contains NaN or infinite values")
     return arr.reshape(shape)
 
 

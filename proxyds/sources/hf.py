@@ -59,7 +59,9 @@ class HFSource:
         if key_column is not None and key_column not in features:
             raise ValueError(f"hf:{location}: key column {key_column!r} not in split {split!r}; columns: {', '.join(features)}")
         label = features[label_column]
-        names = tuple(label.names) if hasattr(label, "names") else ()
+        names = _parquet_class_names(self.files, label_column)
+        if names is None:
+            names = tuple(label.names) if hasattr(label, "names") else ()
         self.info = SplitInfo(format="hf", label_column=label_column, class_names=names, features=features)
 
     @property
@@ -92,3 +94,30 @@ class HFSource:
 
     def __repr__(self) -> str:
         return f"HFSource({self.location!r}, split={self.split!r})"
+
+
+def _parquet_class_names(files: list[str], label_column: str) -> tuple[str, ...] | None:
+    """The label's ClassLabel names as each parquet file of the split records them.
+
+    ``datasets`` gives every split the features of one file, so names that differ between
+    splits (or between files of a split) would otherwise go unnoticed. None when the files
+    are not parquet or carry no ``datasets`` metadata.
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    found: dict[tuple[str, ...], str] = {}
+    for f in files:
+        if not f.endswith(".parquet"):
+            return None
+        meta = (pq.read_schema(f).metadata or {}).get(b"huggingface")
+        if meta is None:
+            return None
+        label = json.loads(meta).get("info", {}).get("features", {}).get(label_column, {})
+        found.setdefault(tuple(label.get("names", ())), f)
+    if len(found) > 1:
+        (a, fa), (b, fb) = list(found.items())[:2]
+        raise ValueError(f"the label names of {os.path.basename(fa)} and {os.path.basename(fb)} differ "
+                         f"({list(a)[:5]}… vs {list(b)[:5]}…)")
+    return next(iter(found), None)

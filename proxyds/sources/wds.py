@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import glob
 import os
+import tarfile
 from collections.abc import Iterator
 
 from proxyds.sources.base import Example, SplitInfo
 
-__all__ = ["WdsSource", "expand_shards"]
+__all__ = ["WdsSource", "expand_shards", "tar_damage"]
 
 
 def expand_shards(location: str, split: str) -> list[str]:
@@ -37,6 +38,27 @@ def expand_shards(location: str, split: str) -> list[str]:
     return files
 
 
+def tar_damage(path: str) -> str | None:
+    """Walk a tar's headers (seeking over member data): None if it ends with a proper
+    end-of-archive marker, else what is wrong. Damage inside member data is left to decoders."""
+    size = os.path.getsize(path)
+    try:
+        with tarfile.open(path, "r:") as tf:
+            members = tf.getmembers()
+            end = tf.offset
+    except tarfile.TarError as err:
+        return f"not a readable tar ({err})"
+    if members and members[-1].offset_data + members[-1].size > size:
+        return f"truncated: its last member {members[-1].name!r} runs past the end of the file"
+    with open(path, "rb") as f:
+        f.seek(end)
+        tail = f.read(1 << 16)
+    if len(tail) < 512 or tail.strip(b"\0"):
+        return (f"corrupt or truncated after {len(members)} members (byte {end} of {size} is not the end-of-archive "
+                f"marker)")
+    return None
+
+
 def _identity(urls):
     return urls
 
@@ -54,6 +76,14 @@ class WdsSource:
     @property
     def shards(self) -> list[str]:
         return [os.path.basename(f) for f in self.files]
+
+    def damage(self, index: int) -> str | None:
+        """Why shard ``index`` is damaged (truncated, corrupt header), or None if it reads whole.
+
+        ``tarfile``, and so ``webdataset``, stops silently at a bad header after the first
+        member: without this check a truncated shard would just look shorter.
+        """
+        return tar_damage(self.files[index])
 
     def shard_examples(self, index: int, start: int = 0) -> Iterator[Example]:
         import webdataset as wds
