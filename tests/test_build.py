@@ -75,7 +75,9 @@ def test_wds_output_reads_back_with_webdataset_and_datasets(parquet_build, tmp_p
     manifest = pq.read_table(out / "manifest.parquet").to_pydict()
     expected = {k: lab for k, lab, s in zip(manifest["key"], manifest["label"], manifest["selected"]) if s}
     shards = sorted(str(p) for p in (out / "data").glob("train-*.tar"))
-    assert len(shards) == 3  # 48 rows, 20 per shard
+    assert len(shards) == 8  # a multiple of 8 shards with equal counts: 48 rows -> 8 x 6
+    index = json.loads((out / "train.wids.json").read_text())  # wids resolves urls against the index's folder
+    assert [(e["url"], e["nsamples"]) for e in index["shardlist"]] == [(f"data/{Path(s).name}", 6) for s in shards]
     got = {s["__key__"]: int(s["cls"]) for s in wds.WebDataset(shards, shardshuffle=False, empty_check=False)}
     assert got == expected
     arrays = {s["__key__"]: s["x.npy"] for s in wds.WebDataset(shards, shardshuffle=False).decode()}

@@ -20,7 +20,7 @@ from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.card import write_card
 from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
 from proxyds.sinks.parquet import ParquetShardWriter
-from proxyds.sinks.wds import WdsShardWriter
+from proxyds.sinks.wds import WdsShardWriter, even_shards
 
 __all__ = ["write_proxy", "FORMAT_VERSION"]
 
@@ -108,7 +108,7 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
             continue
         payload = ex.payload if relabel is None else relabel(ex.payload, index.labels[pos], info)
         if writer is None:
-            writer, convert = _open_writer(plan, info, payload, data, split, class_names, relabel)
+            writer, convert = _open_writer(plan, info, payload, data, split, class_names, relabel, total)
             writer.__enter__()
         if plan.format == "wds":
             writer.write(ex.key, convert(payload))
@@ -120,17 +120,23 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
         writer, _ = _open_writer(plan, info, None, data, split, class_names, relabel)
         writer.__enter__()
     writer.__exit__(None, None, None)
-    return {"files": [p.name for p in writer.paths], "rows": writer.num_rows,
-            **({"counts": list(writer.counts)} if hasattr(writer, "counts") else {})}
+    if plan.format != "wds":
+        return {"files": [p.name for p in writer.paths], "rows": writer.num_rows}
+    index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": f"{split}",
+             "shardlist": [{"url": f"data/{p.name}", "nsamples": c, "filesize": p.stat().st_size}
+                           for p, c in zip(writer.paths, writer.counts)]}
+    (data.parent / f"{split}.wids.json").write_text(json.dumps(index, indent=1) + "\n")
+    return {"files": [p.name for p in writer.paths], "rows": writer.num_rows, "counts": list(writer.counts),
+            "wids_index": f"{split}.wids.json"}
 
 
-def _open_writer(plan, info, payload, data: Path, split: str, class_names, relabel=None):
+def _open_writer(plan, info, payload, data: Path, split: str, class_names, relabel=None, total: int = 0):
     rows = plan.config.rows_per_shard
     features = info.features
     if relabel is not None and features is not None:
         features = relabel.features(features, info.label_column)
     if plan.format == "wds":
-        writer = WdsShardWriter(data, split, maxcount=rows)
+        writer = WdsShardWriter(data, split, plan=even_shards(total, rows))
         if info.format == "wds":
             return writer, dict
         # One image extension for the whole split (the first row's), so every example has the same fields.

@@ -9,8 +9,9 @@ of its contents (mtime 0, uid/gid 0, empty user/group names, mode 0o444).
 from __future__ import annotations
 
 import io
+import math
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from proxyds.sinks.parquet import check_split_name
@@ -48,14 +49,19 @@ class WdsShardWriter:
 
     Use as a context manager. Each example becomes members ``f"{key}.{field}"`` in sorted
     field order, holding the field's bytes unchanged. ``counts`` gives the examples per
-    shard. Zero examples still give one valid empty tar. On an exception every shard this
+    shard. ``plan`` (examples per shard) replaces ``maxcount`` when the total is known in
+    advance, e.g. from :func:`even_shards`. Zero examples still give one valid empty tar. On an exception every shard this
     writer produced is removed, so a failed split never looks complete.
     """
 
-    def __init__(self, out_dir: Path, split: str, *, maxcount: int = 10_000) -> None:
+    def __init__(self, out_dir: Path, split: str, *, maxcount: int = 10_000,
+                 plan: Sequence[int] | None = None) -> None:
         check_split_name(split)
         if isinstance(maxcount, bool) or not isinstance(maxcount, int) or maxcount < 1:
             raise ValueError(f"maxcount must be a positive int, got {maxcount!r}")
+        if plan is not None and (not plan or any(int(c) < 0 for c in plan)):
+            raise ValueError(f"plan must be a non-empty list of per-shard counts >= 0, got {plan!r}")
+        self.plan = None if plan is None else [int(c) for c in plan]
         self.out_dir = Path(out_dir)
         self.split = split
         self.maxcount = maxcount
@@ -88,7 +94,9 @@ class WdsShardWriter:
             _check_field(key, field)
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 raise TypeError(f"field {field!r} of key {key!r} must be bytes, got {type(value).__name__}")
-        if self._tar is None or self.counts[-1] >= self.maxcount:
+        while self._tar is None or self.counts[-1] >= self._capacity(len(self.counts) - 1):
+            if self.plan is not None and len(self.paths) >= len(self.plan):
+                raise ValueError(f"more examples than the shard plan's {sum(self.plan)}")
             self._start_shard()
         for field in sorted(fields):
             data = bytes(fields[field])
@@ -105,10 +113,17 @@ class WdsShardWriter:
         try:
             if self._tar is None:
                 self._start_shard()  # zero examples: one empty, valid tar
+            while self.plan is not None and len(self.paths) < len(self.plan):
+                self._start_shard()  # planned shards left empty
+            if self.plan is not None and self.counts != self.plan[:len(self.counts)]:
+                raise ValueError(f"shard counts {self.counts} do not match the plan {self.plan}")
             self._close_shard()
         except BaseException:
             self._abort()
             raise
+
+    def _capacity(self, shard: int) -> int:
+        return self.maxcount if self.plan is None else self.plan[shard] if shard < len(self.plan) else 0
 
     def _start_shard(self) -> None:
         self._close_shard()
@@ -130,6 +145,18 @@ class WdsShardWriter:
         for p in self.paths:
             p.unlink(missing_ok=True)
         self.paths, self.counts = [], []
+
+
+def even_shards(n: int, per_shard: int, multiple: int = 8) -> list[int]:
+    """Examples per shard for ``n`` examples: a shard count that is a multiple of ``multiple``
+    (so shards split evenly over 8 GPUs or dataloader workers) and counts that differ by at most
+    one, about ``per_shard`` each; fewer than ``multiple`` examples give one shard."""
+    if n < multiple:
+        return [n]
+    shards = multiple * max(1, math.ceil(n / (multiple * per_shard)))
+    shards = min(shards, multiple * (n // multiple))
+    base, extra = divmod(n, shards)
+    return [base + (i < extra) for i in range(shards)]
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
