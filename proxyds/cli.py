@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--label-intermediate", type=float, default=None,
                    help="fraction of the train split the kept classes hold before the draw (default 2 x ratio)")
     b.add_argument("--min-per-class", type=int, default=100, help="auto label reduction threshold (default 100)")
+    b.add_argument("--probe", action="append", default=[], metavar="ROLE=PATH", dest="probe_checkpoints",
+                   help="load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt "
+                        "(a state_dict saved with torch.save; loaded with weights_only=True and shape-checked)")
+    b.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="raise (default): stop at the first bad example, naming it; skip: leave it out, count it in "
+                        "proxy.json and mark it in the manifest's status column")
     b.add_argument("--probe-epochs", type=int, default=PROBE_HPARAMS["epochs"], help="epochs of probe training")
     b.add_argument("--probe-seed", type=int, default=0, help="seed of probe training (default 0)")
     b.add_argument("--batch-size", type=int, default=PROBE_HPARAMS["batch_size"])
@@ -84,7 +90,8 @@ def _build(args) -> int:
     fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
                                             "train_split", "reference_split", "label_column", "input_column",
                                             "key_column", "space", "weights", "probes", "label_reduction",
-                                            "label_intermediate", "min_per_class", "probe_epochs", "probe_seed",
+                                            "label_intermediate", "min_per_class", "probe_checkpoints", "on_error",
+                                            "probe_epochs", "probe_seed",
                                             "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
                                             "workdir", "overwrite", "device")}
     result = build(BuildConfig(**fields))
@@ -154,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"build": _build, "spaces": _spaces, "datasets": _datasets, "verify": _verify}
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, KeyError) as err:
+    except (ValueError, TypeError, OSError, KeyError) as err:
         print(f"proxyds {args.command}: error: {err}", file=sys.stderr)
         return 2
 
