@@ -26,15 +26,15 @@ from proxyds import importance as imp
 from proxyds.cache import StageCache, fingerprint
 from proxyds.config import BuildConfig
 from proxyds.labels import reduce_labels
+from proxyds.loader import SplitLoader, default_workers
 from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sinks.atomic import sha256_file
-from proxyds.scan import OK, BadInput, SplitIndex, class_names, read_examples, scan
+from proxyds.scan import BadInput, SplitIndex, class_names, scan
 from proxyds.sources import get_preset, open_source
 from proxyds.sources.presets import cache_dir
-from proxyds.sources.stream import batched, decode_examples, shuffled
 from proxyds.spaces import resolve_space
 
 __all__ = ["build", "BuildResult", "resolve", "Plan", "probe_roles"]
@@ -68,18 +68,23 @@ class BuildResult:
 
 def resolve(config: BuildConfig) -> Plan:
     """Open both splits and fill the preset's defaults into what the config left open."""
-    preset = None
+    located = None
     if ":" in config.dataset:
         if config.data is not None:
             raise ValueError("--data is for presets; with a hf:/wds: source, put the path in the source itself")
         spec = config.dataset
     else:
         preset = get_preset(config.dataset)
-        spec = preset.locate(config.data)
+        located = preset.locate(config.data)
+        spec = located.spec
 
     def pick(name: str, fallback):
         value = getattr(config, name)
-        return value if value is not None else (getattr(preset, name, None) if preset else None) or fallback
+        if value is not None:
+            return value
+        if name == "space" and located is not None:
+            return preset.space
+        return getattr(located, name, None) or fallback
 
     label_column = pick("label_column", None)
     train = open_source(spec, pick("train_split", "train"), label_column=label_column, key_column=config.key_column)
@@ -130,36 +135,21 @@ def cached_scan(plan: Plan, source, what: str, cache: StageCache) -> tuple[Split
     return index, key
 
 
-def _examples(plan: Plan, source, index: SplitIndex, what: str):
-    """(position, example) of the split's usable examples, checked against the scan."""
-    for pos, ex in enumerate(read_examples(source, what, plan.on_error)):
-        if pos >= len(index) or ex.key != index.keys[pos]:
-            raise RuntimeError(f"{what} split changed while it was read (at position {pos}, key {ex.key!r}); "
-                               f"the source must not change during a build")
-        if index.status[pos] == OK:
-            yield pos, ex
+def _loader(plan: Plan, source, index: SplitIndex, what: str, shuffle_seed: int | None = None) -> SplitLoader:
+    cfg = plan.config
+    workers = default_workers(plan.space.input_shape) if cfg.workers is None else cfg.workers
+    return SplitLoader(source, index, what, column=plan.input_column, shape=plan.space.input_shape,
+                       on_error=plan.on_error, batch_size=cfg.batch_size, workers=workers,
+                       shuffle_seed=shuffle_seed, buffer=PROBE_HPARAMS["shuffle_buffer"])
 
 
-def _decode(plan: Plan, batch: list, index: SplitIndex, what: str):
-    """Inputs, labels and positions of a batch of (pos, example); undecodable ones raise or are skipped."""
-    x, good, bad = decode_examples([ex for _, ex in batch], plan.input_column, plan.space.input_shape)
-    for i, reason in bad:
-        pos, ex = batch[i]
-        if plan.on_error == "raise":
-            raise BadInput(f"{what} example {ex.key!r} (shard {ex.shard}): {reason}; fix it or pass --on-error skip")
-        index.skip(pos, reason)
-    positions = np.asarray([batch[i][0] for i in good], dtype=np.int64)
-    return x, torch.from_numpy(index.labels[positions]), positions
+def _epoch_batches(plan: Plan, index: SplitIndex, seed: int):
+    loader = _loader(plan, plan.train, index, "train", shuffle_seed=seed)
 
-
-def _epoch_batches(plan: Plan, index: SplitIndex, batch_size: int, seed: int):
     def epoch(e: int):
-        stream = shuffled(_examples(plan, plan.train, index, "train"), PROBE_HPARAMS["shuffle_buffer"],
-                          seed=seed * 1_000_003 + e)
-        for batch in batched(stream, batch_size):
-            x, y, _ = _decode(plan, batch, index, "train")
-            if len(y):
-                yield x, y
+        for batch in loader.epoch(e):
+            if len(batch.positions):
+                yield batch.x, torch.from_numpy(index.labels[batch.positions])
     return epoch
 
 
@@ -190,7 +180,7 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
             log.info("probe %s (%s): loading %s", role, arch.name, path)
             load_probe(model, path, f"{role} probe ({space.name} {arch.name}, {num_classes} classes)")
         else:
-            train_probe(model, _epoch_batches(plan, index, cfg.batch_size, cfg.probe_seed),
+            train_probe(model, _epoch_batches(plan, index, cfg.probe_seed),
                         steps_per_epoch=math.ceil(int(index.ok.sum()) / cfg.batch_size), epochs=cfg.probe_epochs,
                         lr=cfg.lr, weight_decay=PROBE_HPARAMS["weight_decay"],
                         warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}")
@@ -222,10 +212,10 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
     preds = np.full((len(models), len(index)), -1, dtype=np.int64)
     outs = []
     bar = progress(total=int(index.ok.sum()), desc=f"score {what}", unit="ex")
-    for batch in batched(_examples(plan, source, index, what), plan.config.batch_size):
-        x, _, positions = _decode(plan, batch, index, what)
+    for batch in _loader(plan, source, index, what):
+        positions = batch.positions
         if len(positions):
-            p, feats = score_batch(models, x, feature_model=len(models) - 1, device=device)
+            p, feats = score_batch(models, batch.x, feature_model=len(models) - 1, device=device)
             finite = np.isfinite(feats).all(axis=1)
             for pos in positions[~finite]:
                 if plan.on_error == "raise":
@@ -235,7 +225,7 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
             preds[:, positions] = p
             if on_features is not None:
                 outs.append(on_features(positions, feats))
-        bar.update(len(batch))
+        bar.update(len(batch.positions) + len(batch.bad))
     bar.close()
     return preds, outs
 

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workdir", default=None, help="cache for probe checkpoints (default $PROXYDS_CACHE/work)")
     b.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    b.add_argument("--workers", type=int, default=None,
+                   help="decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
 
     sub.add_parser("spaces", help="list search spaces with their configs, MACs and params")
     sub.add_parser("datasets", help="list dataset presets")
@@ -93,7 +95,7 @@ def _build(args) -> int:
                                             "label_intermediate", "min_per_class", "probe_checkpoints", "on_error",
                                             "probe_epochs", "probe_seed",
                                             "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
-                                            "workdir", "overwrite", "device")}
+                                            "workdir", "overwrite", "device", "workers")}
     result = build(BuildConfig(**fields))
     print(format_summary(result.summary, result.out, result.stage_seconds))
     return 0
@@ -137,7 +139,7 @@ def _datasets(_args) -> int:
 
     for name in list_presets():
         p = get_preset(name)
-        print(f"{name}: {p.description} (space {p.space}, reference split {p.reference_split!r})")
+        print(f"{name}: {p.description} (default space {p.space})")
     return 0
 
 

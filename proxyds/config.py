@@ -52,6 +52,7 @@ class BuildConfig:
     overwrite: bool = False
     device: str = "auto"
     on_error: str = "raise"               # raise: stop at the first bad example; skip: count it and go on
+    workers: int | None = None            # decoding processes; None: 0 for 1-D inputs, else min(8, cores - 1)
     probe_checkpoints: tuple[tuple[str, str], ...] = ()  # (role, path): trained probes to load instead of training
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -91,6 +92,9 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
+                                         or self.workers < 0):
+            raise ValueError(f"workers must be an integer >= 0 (got {self.workers!r})")
         for name in ("seed", "probe_seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -60,12 +60,29 @@ def _open_image(data: bytes | None, path: str | None):
     return Image.open(io.BytesIO(data))
 
 
+_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet statistics
+
+
 def _image(img, shape: tuple[int, ...]) -> np.ndarray:
+    """The evaluation transform (torchvision ``transforms.v2``): inputs of 64 px and more are
+    resized on their shorter side to 256/224 of the target and centre-cropped (the ImageNet
+    recipe); smaller ones (CIFAR) are resized to the target. Then scaled and normalised."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
     if len(shape) != 3 or shape[0] not in (1, 3):
         raise ValueError(f"an image input needs a (C, H, W) search space with C in (1, 3) (got {shape})")
     c, h, w = shape
-    img = img.convert("RGB" if c == 3 else "L")
-    if img.size != (w, h):
-        img = img.resize((w, h), resample=2)  # bilinear
-    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-    return arr.reshape(h, w, c).transpose(2, 0, 1).copy()
+    large = min(h, w) >= 64
+    short = round(min(h, w) * 256 / 224) if large else min(h, w)
+    mode = "RGB" if c == 3 else "L"
+    if getattr(img, "format", None) == "JPEG":
+        img.draft(mode, (short, short))  # let libjpeg decode at a reduced scale: much less work
+    img = img.convert(mode)
+    t = torch.from_numpy(np.asarray(img, dtype=np.uint8).reshape(img.size[1], img.size[0], c).copy()).permute(2, 0, 1)
+    if large:
+        t = TF.center_crop(TF.resize(t, short, antialias=True), [h, w])
+    elif (t.shape[1], t.shape[2]) != (h, w):
+        t = TF.resize(t, [h, w], antialias=True)
+    t = TF.normalize(t.float() / 255.0, _MEAN[:c] if c == 3 else (0.5,), _STD[:c] if c == 3 else (0.5,))
+    return t.numpy()

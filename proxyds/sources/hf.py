@@ -24,7 +24,10 @@ _FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "j
 
 
 class HFSource:
-    """One split of a HuggingFace dataset, streamed."""
+    """One split of a HuggingFace dataset, streamed: ``datasets`` resolves the files, splits
+    and features; local parquet shards are then read row group by row group with pyarrow
+    (the same values ``datasets`` gives with decoding off), anything else with ``datasets``
+    streaming."""
 
     def __init__(self, location: str, split: str, *, label_column: str = "label", key_column: str | None = None):
         import datasets
@@ -49,8 +52,8 @@ class HFSource:
                 raise ValueError(f"hf:{location}: split {split!r} not found ({err})") from err
             files = datasets.load_dataset_builder(location).config.data_files or {}
             self._files = list(files.get(split, []))
+        features = self._ds.features  # as stored (an Image column stays Image(decode=True) in the output)
         self._ds = self._ds.decode(False)  # images stay {bytes, path}: original bytes, decoded only by proxyds
-        features = self._ds.features
         if features is None:
             raise ValueError(f"hf:{location}: split {split!r} has no known features (schema); write it as parquet")
         if label_column not in features:
@@ -76,11 +79,28 @@ class HFSource:
             return [os.path.basename(str(f)) for f in self._files]
         return [f"shard-{i:05d}" for i in range(n)]
 
+    @property
+    def worker_safe(self) -> bool:
+        """Whether shards can be read in DataLoader workers: local parquet shards are read with
+        pyarrow, one row group at a time. ``datasets`` streaming is not: inside a torch worker it
+        splits its shards between the workers on its own, so a worker handed one shard reads
+        nothing (it warns "Too many dataloader workers" and drops the data)."""
+        files = self.files
+        return bool(files) and len(files) == self._ds.num_shards and all(f.endswith(".parquet") for f in files)
+
+    def _rows(self, index: int) -> Iterator[dict]:
+        if self.worker_safe:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(self.files[index]).iter_batches(batch_size=256):
+                yield from batch.to_pylist()
+        else:
+            yield from self._ds.shard(num_shards=self._ds.num_shards, index=index, contiguous=True)
+
     def shard_examples(self, index: int, start: int) -> Iterator[Example]:
         """Examples of shard ``index``; ``start`` is the split-level index of its first row."""
         name = self.shards[index]
-        ds = self._ds.shard(num_shards=self._ds.num_shards, index=index, contiguous=True)
-        for i, row in enumerate(ds):
+        for i, row in enumerate(self._rows(index)):
             label = row.get(self.label_column)
             key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + i:08d}"
             yield Example(key=key, label=label, payload=row, shard=name)

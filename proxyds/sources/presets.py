@@ -19,26 +19,32 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Preset", "register_preset", "get_preset", "list_presets", "cache_dir", "MNIST1D_ARGS"]
+__all__ = ["Preset", "Located", "register_preset", "get_preset", "list_presets", "cache_dir", "MNIST1D_ARGS"]
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a preset's data was found and how to read it."""
+
+    spec: str
+    input_column: str
+    label_column: str
+    train_split: str
+    reference_split: str
 
 
 @dataclass(frozen=True)
 class Preset:
     """A named dataset: where it lives and how proxyds reads it.
 
-    ``locate(data)`` returns the source spec (``hf:…`` or ``wds:…``) given the user's
-    ``--data`` path (None when not given); it raises FileNotFoundError saying how to supply
-    the data when it is absent.
+    ``locate(data)`` returns a :class:`Located` given the user's ``--data`` path (None when
+    not given); it raises FileNotFoundError saying how to supply the data when it is absent.
     """
 
     name: str
     description: str
-    locate: Callable[[str | None], str]
+    locate: Callable[[str | None], Located]
     space: str
-    input_column: str
-    label_column: str = "label"
-    train_split: str = "train"
-    reference_split: str = "test"
     extra: dict = field(default_factory=dict)
 
 
@@ -71,10 +77,9 @@ def cache_dir() -> Path:
 MNIST1D_ARGS = {"num_samples": 50_000, "train_split": 0.8, "seed": 42}
 
 
-def _locate_mnist1d(data: str | None, args: dict | None = None) -> str:
-    if data is not None:
-        return f"hf:{data}"
-    return f"hf:{materialize_mnist1d(args or MNIST1D_ARGS)}"
+def _locate_mnist1d(data: str | None) -> Located:
+    path = data if data is not None else materialize_mnist1d(MNIST1D_ARGS)
+    return Located(f"hf:{path}", "x", "label", "train", "test")
 
 
 def materialize_mnist1d(overrides: dict, root: Path | None = None, rows_per_shard: int = 10_000) -> Path:
@@ -124,10 +129,73 @@ def _make_mnist1d(args: dict) -> dict:
         random.setstate(py_state)
 
 
+_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+def _image_locator(name: str, *, hf: tuple[str, str, str, str], wds_reference: str, example: str):
+    """A locate() for an image preset: WebDataset shards (KEY.jpg + KEY.cls) or a HF directory.
+
+    ``hf`` is (image column, label column, train split, reference split) of the HF layout.
+    """
+    def locate(data: str | None) -> Located:
+        if data is None:
+            raise FileNotFoundError(
+                f"{name} is not downloaded by proxyds; pass --data PATH where PATH is either a directory of "
+                f"WebDataset shards (train-*.tar and {wds_reference}-*.tar, or train/ and {wds_reference}/ folders of "
+                f".tar files, each example a KEY.jpg image and a KEY.cls class index) or a local HuggingFace dataset "
+                f"directory (parquet shards with {hf[0]!r} and {hf[1]!r} columns, splits {hf[2]!r} and {hf[3]!r}), "
+                f"e.g. {example}. For a quick try, tools/make_synthetic_imagenet.py writes both layouts.")
+        root = Path(data).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(f"{name}: --data {data} does not exist")
+        tars = sorted(root.glob("*.tar")) + sorted(root.glob("*/*.tar"))
+        if tars:
+            return Located(f"wds:{root}", _wds_image_field(tars[0]), "cls", "train", wds_reference)
+        return Located(f"hf:{root}", *hf)
+    return locate
+
+
+def _wds_image_field(tar: Path) -> str:
+    """The image extension used by a WebDataset shard (jpg, png, …), from its first members."""
+    import tarfile
+
+    with tarfile.open(tar) as tf:
+        for i, member in enumerate(tf):
+            ext = member.name.rsplit("/", 1)[-1].split(".", 1)[-1].lower()
+            if ext in _IMAGE_EXTS:
+                return ext
+            if i > 20:
+                break
+    raise ValueError(f"{tar}: no image field ({', '.join(_IMAGE_EXTS)}) among its first members")
+
+
 register_preset(Preset(
     name="mnist1d",
     description="MNIST-1D (Greydanus 2020), generated locally: 40,000 train / 10,000 test sequences of length 40, 10 classes",
     locate=_locate_mnist1d,
     space="resnet1d",
-    input_column="x",
+))
+register_preset(Preset(
+    name="imagenet",
+    description="ImageNet-1k from --data (WebDataset .jpg/.cls shards, reference split 'val'; or a HF directory with "
+                "image/label, reference split 'validation'); probes resnet18 (lower) and resnet50 (upper)",
+    locate=_image_locator("imagenet", hf=("image", "label", "train", "validation"), wds_reference="val",
+                          example="--data /data/imagenet-wds"),
+    space="torchvision_resnet",
+))
+register_preset(Preset(
+    name="cifar10",
+    description="CIFAR-10 from --data (HF layout: img/label, splits train/test; or WebDataset shards); "
+                "the paper's ResNet20 grid",
+    locate=_image_locator("cifar10", hf=("img", "label", "train", "test"), wds_reference="test",
+                          example="--data ./cifar10 (a directory written by datasets' to_parquet)"),
+    space="resnet20",
+))
+register_preset(Preset(
+    name="cifar100",
+    description="CIFAR-100 from --data (HF layout: img/fine_label, splits train/test; or WebDataset shards); "
+                "the paper's ResNet20 grid; label reduction turns on automatically at small ratios",
+    locate=_image_locator("cifar100", hf=("img", "fine_label", "train", "test"), wds_reference="test",
+                          example="--data ./cifar100"),
+    space="resnet20",
 ))

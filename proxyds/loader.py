@@ -1,0 +1,108 @@
+"""Decoded batches of a split through a torch ``DataLoader`` with worker processes.
+
+Workers split the split's shards between them (shard i goes to worker i mod W), decode
+their examples, and hand back batches that carry each example's position in the split, so
+the main process can check it against the scan and scatter results by position: the
+result of a scoring pass does not depend on the number of workers. For probe training each
+worker shuffles its stream through a buffer, seeded by (seed, epoch, worker).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from proxyds.scan import OK, BadInput, SplitIndex
+from proxyds.sources.decode import decode_input, input_value
+from proxyds.sources.stream import batched, shuffled
+
+__all__ = ["SplitLoader", "Batch", "default_workers"]
+
+
+def default_workers(input_shape) -> int:
+    """Images (C, H, W) are worth decoding in parallel; 1D inputs are not."""
+    return 0 if len(input_shape) < 3 else max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class Batch:
+    """Positions, keys, decoded inputs of the good examples, and (position, key, reason) of bad ones."""
+
+    __slots__ = ("positions", "keys", "x", "bad")
+
+    def __init__(self, positions, keys, x, bad):
+        self.positions, self.keys, self.x, self.bad = positions, keys, x, bad
+
+
+class _Examples(IterableDataset):
+    def __init__(self, source, index: SplitIndex, what: str, column: str, shape, on_error: str,
+                 batch_size: int, shuffle_seed: int | None, buffer: int):
+        self.source, self.what, self.column, self.shape = source, what, column, tuple(shape)
+        self.on_error, self.batch_size, self.shuffle_seed, self.buffer = on_error, batch_size, shuffle_seed, buffer
+        self.ok = index.ok
+        counts = np.bincount(index.shard_ids, minlength=len(index.shards))
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.epoch = 0
+
+    def _stream(self, worker: int, workers: int):
+        for shard in range(worker, len(self.starts), workers):
+            start = int(self.starts[shard])
+            try:
+                for j, ex in enumerate(self.source.shard_examples(shard, start)):
+                    if self.ok[start + j]:
+                        yield start + j, ex
+            except Exception as err:  # noqa: BLE001 - damaged shard: the scan already recorded (skip) it
+                if self.on_error == "raise":
+                    raise BadInput(f"{self.what} shard {self.source.shards[shard]} is unreadable: {err}") from err
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        stream = self._stream(worker, workers)
+        if self.shuffle_seed is not None:
+            seed = (self.shuffle_seed * 1_000_003 + self.epoch) * 1009 + worker
+            stream = shuffled(stream, self.buffer, seed=seed)
+        for chunk in batched(stream, self.batch_size):
+            arrays, positions, keys, bad = [], [], [], []
+            for pos, ex in chunk:
+                try:
+                    arrays.append(decode_input(input_value(ex.payload, self.column, ex.key), self.shape,
+                                               name=self.column))
+                    positions.append(pos)
+                    keys.append(ex.key)
+                except Exception as err:  # noqa: BLE001 - PIL, numpy and our checks raise many types
+                    bad.append((pos, ex.key, ex.shard, f"undecodable input ({type(err).__name__}: {str(err)[:200]})"))
+            x = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros((0, *self.shape))
+            yield Batch(np.asarray(positions, dtype=np.int64), keys, x, bad)
+
+
+class SplitLoader:
+    """Iterate a split's usable examples as decoded :class:`Batch` es, checking keys and
+    applying the bad-input rule (raise, or mark the example skipped in ``index``)."""
+
+    def __init__(self, source, index: SplitIndex, what: str, *, column: str, shape, on_error: str,
+                 batch_size: int, workers: int = 0, shuffle_seed: int | None = None, buffer: int = 10_000):
+        self.index, self.what, self.on_error = index, what, on_error
+        self.dataset = _Examples(source, index, what, column, shape, on_error, batch_size, shuffle_seed, buffer)
+        self.workers = min(workers, len(index.shards)) if getattr(source, "worker_safe", True) else 0
+
+    def epoch(self, epoch: int = 0):
+        self.dataset.epoch = epoch
+        loader = DataLoader(self.dataset, batch_size=None, num_workers=self.workers,
+                            persistent_workers=False, prefetch_factor=4 if self.workers else None)
+        for batch in loader:
+            for pos, key, shard, reason in batch.bad:
+                if self.on_error == "raise":
+                    raise BadInput(f"{self.what} example {key!r} (shard {shard}): {reason}; "
+                                   f"fix it or pass --on-error skip")
+                self.index.skip(pos, reason)
+            for pos, key in zip(batch.positions, batch.keys):
+                if key != self.index.keys[pos]:
+                    raise RuntimeError(f"{self.what} split changed while it was read (at position {pos}, key "
+                                       f"{key!r}); the source must not change during a build")
+            yield batch
+
+    def __iter__(self):
+        return self.epoch(0)

@@ -1,0 +1,126 @@
+"""Image presets end to end on tiny synthetic data in the real layouts (issue: ImageNet scale)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from proxyds.build import build
+from proxyds.cli import main
+from proxyds.config import BuildConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("make_synthetic_imagenet", ROOT / "tools" / "make_synthetic_imagenet.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def imagenet_like(tmp_path_factory):
+    out = tmp_path_factory.mktemp("imnet")
+    _tool().make_synthetic_imagenet(out, num_train=240, num_val=60, num_classes=4, size=(40, 72),
+                                    images_per_shard=50)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _tiny_space_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+
+
+def image_config(dataset, data, out, **kw):
+    fields = dict(dataset=dataset, data=str(data), out=out, ratio=0.25, space="tiny_spaces:tiny2d", probe_epochs=1,
+                  batch_size=32, pca_components=8, rows_per_shard=20, workdir=out.parent / "work", device="cpu",
+                  workers=0, label_reduction="off")
+    fields.update(kw)
+    return BuildConfig(**fields)
+
+
+def _jpeg_bytes_of_wds(shards) -> dict[str, bytes]:
+    import webdataset as wds
+
+    return {s["__key__"]: s["jpg"] for s in wds.WebDataset([str(p) for p in shards], shardshuffle=False)}
+
+
+def test_imagenet_wds_keeps_original_jpeg_bytes(imagenet_like, tmp_path):
+    out = tmp_path / "proxy"
+    result = build(image_config("imagenet", imagenet_like / "wds", out))
+    assert result.summary["source"].startswith("wds:") and result.summary["num_selected"] == 60
+
+    original = _jpeg_bytes_of_wds(sorted((imagenet_like / "wds").glob("train-*.tar")))
+    written = _jpeg_bytes_of_wds(sorted((out / "data").glob("train-*.tar")))
+    manifest = pq.read_table(out / "manifest.parquet").to_pandas()
+    assert sorted(written) == sorted(manifest.loc[manifest["selected"], "key"])
+    assert all(written[k] == original[k] for k in written)  # no re-encode
+
+    index = json.loads((out / "train.wids.json").read_text())
+    assert len(index["shardlist"]) % 8 == 0
+    assert sum(e["nsamples"] for e in index["shardlist"]) == 60
+    for entry in index["shardlist"]:
+        assert len(_jpeg_bytes_of_wds([out / entry["url"]])) == entry["nsamples"]
+
+    ds = datasets.load_dataset(str(out))
+    assert ds["train"].num_rows == 60 and ds["test"].num_rows == 60
+    assert ds["train"][0]["jpg"].size[0] >= 40  # decoded PIL image
+
+
+def test_imagenet_hf_to_parquet_keeps_bytes(imagenet_like, tmp_path):
+    out = tmp_path / "proxy"
+    build(image_config("imagenet", imagenet_like / "hf", out, workers=2))  # decoding in 2 worker processes
+    ds = datasets.load_dataset(str(out))
+    assert set(ds) == {"train", "test"} and ds["test"].num_rows == 60
+    assert ds["train"][0]["image"].mode == "RGB"
+    raw = ds["train"].cast_column("image", datasets.Image(decode=False))
+    src = datasets.load_dataset(str(imagenet_like / "hf"), split="train").cast_column("image", datasets.Image(decode=False))
+    manifest = pq.read_table(out / "manifest.parquet").to_pandas()
+    chosen = manifest.loc[manifest["selected"], "index"].tolist()
+    assert [r["bytes"] for r in raw["image"]] == [src[i]["image"]["bytes"] for i in chosen]
+
+
+def test_workers_do_not_change_the_selection(imagenet_like, tmp_path):
+    a = build(image_config("imagenet", imagenet_like / "wds", tmp_path / "a", workers=0))
+    b = build(image_config("imagenet", imagenet_like / "wds", tmp_path / "b", workers=2))
+    assert a.summary["probes"] == b.summary["probes"]  # probes cached from run a: scoring alone differs
+    assert (tmp_path / "a" / "manifest.parquet").read_bytes() == (tmp_path / "b" / "manifest.parquet").read_bytes()
+
+
+def test_cifar10_layout(tmp_path):
+    _tool().make_synthetic_cifar(tmp_path / "c10", num_train=200, num_test=50, num_classes=10)
+    out = tmp_path / "proxy"
+    result = build(image_config("cifar10", tmp_path / "c10", out, ratio=0.2))
+    assert result.summary["num_selected"] == 40
+    ds = datasets.load_dataset(str(out))
+    assert ds["train"].features["img"].__class__.__name__ == "Image" and ds["train"].num_rows == 40
+    raw = ds["train"].cast_column("img", datasets.Image(decode=False))
+    src = datasets.load_dataset(str(tmp_path / "c10"), split="train").cast_column("img", datasets.Image(decode=False))
+    manifest = pq.read_table(out / "manifest.parquet").to_pandas()
+    assert [r["bytes"] for r in raw["img"]] == [src[i]["img"]["bytes"] for i in manifest.loc[manifest["selected"], "index"]]
+
+
+def test_cifar100_turns_label_reduction_on(tmp_path, capsys):
+    _tool().make_synthetic_cifar(tmp_path / "c100", num_train=1000, num_test=300, num_classes=100)
+    code = main(["build", "cifar100", "--data", str(tmp_path / "c100"), "--ratio", "0.1", "--out", str(tmp_path / "p"),
+                 "--space", "tiny_spaces:tiny2d", "--probe-epochs", "1", "--pca-components", "8", "--workers", "0",
+                 "--workdir", str(tmp_path / "w"), "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "label reduction: auto: 100 examples over 100 classes" in printed and "kept 20 classes" in printed
+    ds = datasets.load_dataset(str(tmp_path / "p"))
+    assert ds["train"].num_rows == 100 and len(ds["train"].features["fine_label"].names) == 20
+
+
+def test_missing_data_says_how_to_supply_it(tmp_path, capsys):
+    assert main(["build", "imagenet", "--ratio", "0.1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "imagenet is not downloaded by proxyds; pass --data PATH" in err and "KEY.jpg" in err
