@@ -25,6 +25,7 @@ import torch
 from proxyds import importance as imp
 from proxyds.cache import StageCache, fingerprint
 from proxyds.config import BuildConfig
+from proxyds.distributed import World, world
 from proxyds.labels import reduce_labels
 from proxyds.loader import SplitLoader, default_workers
 from proxyds.mapping import NeighborMap
@@ -53,6 +54,7 @@ class Plan:
     input_column: str
     space: object
     format: str
+    world: World = field(default_factory=World)
 
     @property
     def on_error(self) -> str:
@@ -129,9 +131,10 @@ def cached_scan(plan: Plan, source, what: str, cache: StageCache) -> tuple[Split
     hit = cache.load(f"scan-{what}", key) if key else None
     if hit is not None:
         return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
-    index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error)
+    index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world)
     key = key or fingerprint("scan", what, index.keys, index.labels.tobytes())
-    cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
+    if plan.world.main:
+        cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
     return index, key
 
 
@@ -140,7 +143,8 @@ def _loader(plan: Plan, source, index: SplitIndex, what: str, shuffle_seed: int 
     workers = default_workers(plan.space.input_shape) if cfg.workers is None else cfg.workers
     return SplitLoader(source, index, what, column=plan.input_column, shape=plan.space.input_shape,
                        on_error=plan.on_error, batch_size=cfg.batch_size, workers=workers,
-                       shuffle_seed=shuffle_seed, buffer=PROBE_HPARAMS["shuffle_buffer"])
+                       shuffle_seed=shuffle_seed, buffer=PROBE_HPARAMS["shuffle_buffer"],
+                       shards=plan.world.shards(len(index.shards)))
 
 
 def _epoch_batches(plan: Plan, index: SplitIndex, seed: int):
@@ -180,14 +184,22 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
             log.info("probe %s (%s): loading %s", role, arch.name, path)
             load_probe(model, path, f"{role} probe ({space.name} {arch.name}, {num_classes} classes)")
         else:
-            train_probe(model, _epoch_batches(plan, index, cfg.probe_seed),
-                        steps_per_epoch=math.ceil(int(index.ok.sum()) / cfg.batch_size), epochs=cfg.probe_epochs,
+            w = plan.world
+            net = model.to(device)
+            if w.size > 1:
+                net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
+                                                                else None)
+            train_probe(net, _epoch_batches(plan, index, cfg.probe_seed),
+                        steps_per_epoch=math.ceil(int(index.ok.sum()) / (cfg.batch_size * w.size)),
+                        epochs=cfg.probe_epochs,
                         lr=cfg.lr, weight_decay=PROBE_HPARAMS["weight_decay"],
                         warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-            os.replace(tmp, path)
+            if w.main:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+                os.replace(tmp, path)
+            w.barrier()
         models.append(model.to(device).eval())
         paths.append(path)
     return configs, models, paths
@@ -207,27 +219,48 @@ def load_probe(model: torch.nn.Module, path: Path, what: str) -> None:
 
 
 def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: str, on_features=None):
-    """Every probe's prediction (k, N; -1 where skipped) over a split. ``on_features(pos, feats)``
-    sees the last probe's features batch by batch; its return values are listed and returned."""
-    preds = np.full((len(models), len(index)), -1, dtype=np.int64)
-    outs = []
+    """Every probe's prediction (k, N; -1 where skipped) over a split, and the per-example
+    results of ``on_features(feats)`` (a tuple of arrays, one row per example) as arrays in
+    position order over the split's usable examples. Under torchrun each rank scores its
+    shards and the pieces are gathered, so every rank returns the same arrays."""
+    positions, preds, outs, skips = [], [], [], []
     bar = progress(total=int(index.ok.sum()), desc=f"score {what}", unit="ex")
-    for batch in _loader(plan, source, index, what):
-        positions = batch.positions
-        if len(positions):
-            p, feats = score_batch(models, batch.x, feature_model=len(models) - 1, device=device)
-            finite = np.isfinite(feats).all(axis=1)
-            for pos in positions[~finite]:
-                if plan.on_error == "raise":
-                    raise BadInput(f"{what} example {index.keys[pos]!r}: the probe's features are NaN or infinite")
-                index.skip(pos, "non-finite features")
-            positions, p, feats = positions[finite], p[:, finite], feats[finite]
-            preds[:, positions] = p
-            if on_features is not None:
-                outs.append(on_features(positions, feats))
-        bar.update(len(batch.positions) + len(batch.bad))
+    error = None
+    try:
+        for batch in _loader(plan, source, index, what):
+            pos = batch.positions
+            skips += [(p, r) for p, _, _, r in batch.bad]
+            if len(pos):
+                p, feats = score_batch(models, batch.x, feature_model=len(models) - 1, device=device)
+                finite = np.isfinite(feats).all(axis=1)
+                for q in pos[~finite]:
+                    if plan.on_error == "raise":
+                        raise BadInput(f"{what} example {index.keys[q]!r}: the probe's features are NaN or infinite")
+                    skips.append((q, "non-finite features"))
+                positions.append(pos[finite])
+                preds.append(p[:, finite])
+                if on_features is not None:
+                    outs.append(on_features(feats[finite]))
+            bar.update(len(batch.positions) + len(batch.bad))
+    except BadInput as err:
+        error = err
     bar.close()
-    return preds, outs
+    plan.world.raise_together(error)
+    parts = plan.world.gather((positions, preds, outs, skips)) if plan.world.size > 1 else [(positions, preds, outs,
+                                                                                             skips)]
+    for _, _, _, rank_skips in parts:
+        for q, reason in rank_skips:
+            index.skip(q, reason)
+    pos = np.concatenate([q for part in parts for q in part[0]] or [np.zeros(0, np.int64)])
+    order = np.argsort(pos, kind="stable")
+    all_preds = np.full((len(models), len(index)), -1, dtype=np.int64)
+    if len(pos):
+        all_preds[:, pos] = np.concatenate([p for part in parts for p in part[1]], axis=1)
+    results = None
+    if on_features is not None:
+        columns = list(zip(*[o for part in parts for o in part[2]]))
+        results = tuple(np.concatenate(c)[order] for c in columns) if columns else None
+    return all_preds, pos[order], results
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -239,8 +272,10 @@ def build(config: BuildConfig) -> BuildResult:
         raise FileExistsError(f"output directory {config.out} exists; pass --overwrite to replace it")
     device = pick_device(config.device)
     cache = StageCache(config.workdir or cache_dir() / "work")
+    w = world(device)
     with _stage(times, "scan"):
         plan = resolve(config)
+        plan.world = w
         train_idx, train_key = cached_scan(plan, plan.train, "train", cache)
         ref_idx, ref_key = cached_scan(plan, plan.reference, "reference", cache)
         names = class_names(plan.train.info, plan.reference.info, train_idx, ref_idx, plan.on_error)
@@ -252,12 +287,14 @@ def build(config: BuildConfig) -> BuildResult:
         key = fingerprint("ref", probes_key)
         hit = cache.load("score-reference", key)
         if hit is None:
-            feats: list[np.ndarray] = []
-            ref_preds, _ = score_split(plan, plan.reference, ref_idx, models, device, what="reference",
-                                       on_features=lambda pos, f: feats.append(f))
-            ref_feats = np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
-            cache.save("score-reference", key, {"preds": ref_preds, "feats": ref_feats,
-                                                "status": np.asarray(ref_idx.status, dtype=str)})
+            ref_preds, scored, out = score_split(plan, plan.reference, ref_idx, models, device, what="reference",
+                                                 on_features=lambda f: (f,))
+            ref_feats = out[0] if out else np.zeros((0, 1), np.float32)
+            if not np.array_equal(scored, np.flatnonzero(ref_idx.ok)):
+                raise RuntimeError("reference features do not line up with the usable reference examples")
+            if plan.world.main:
+                cache.save("score-reference", key, {"preds": ref_preds, "feats": ref_feats,
+                                                    "status": np.asarray(ref_idx.status, dtype=str)})
         else:
             ref_preds, ref_feats = hit[0]["preds"], hit[0]["feats"]
             ref_idx.status = hit[0]["status"].tolist()
@@ -274,13 +311,13 @@ def build(config: BuildConfig) -> BuildResult:
         if hit is None:
             neighbor = np.full(len(train_idx), -1, dtype=np.int64)
             distance = np.full(len(train_idx), np.nan, dtype=np.float32)
-
-            def on_features(pos, f):
-                neighbor[pos], distance[pos] = nmap.query(f)
-            train_preds, _ = score_split(plan, plan.train, train_idx, models, device, what="train",
-                                         on_features=on_features)
-            cache.save("score-train", key, {"preds": train_preds, "neighbor": neighbor, "distance": distance,
-                                            "status": np.asarray(train_idx.status, dtype=str)})
+            train_preds, scored, out = score_split(plan, plan.train, train_idx, models, device, what="train",
+                                                   on_features=nmap.query)
+            if out is not None:
+                neighbor[scored], distance[scored] = out
+            if plan.world.main:
+                cache.save("score-train", key, {"preds": train_preds, "neighbor": neighbor,
+                                                "distance": distance, "status": np.asarray(train_idx.status, dtype=str)})
         else:
             a = hit[0]
             train_preds, neighbor, distance = a["preds"], a["neighbor"], a["distance"]
@@ -318,8 +355,10 @@ def build(config: BuildConfig) -> BuildResult:
     with _stage(times, "write"):
         ref_keep = ref_idx.ok.copy()
         ref_keep[ref_keep] = reduction["kept_mask"][ref_idx.labels[ref_keep]]
-        write_proxy(plan, names, train_idx, ref_idx, manifest, summary, label_map=reduction["label_map"],
-                    kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
+        if w.main:  # the other ranks hold the same arrays; one writer keeps OUT atomic
+            write_proxy(plan, names, train_idx, ref_idx, manifest, summary, label_map=reduction["label_map"],
+                        kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
+        w.barrier()
     return BuildResult(config.out, summary, times)
 
 

@@ -2,8 +2,9 @@
 
 Workers split the split's shards between them (shard i goes to worker i mod W), decode
 their examples, and hand back batches that carry each example's position in the split, so
-the main process can check it against the scan and scatter results by position: the
-result of a scoring pass does not depend on the number of workers. For probe training each
+the main process can check it against the scan and scatter results by position. Scoring
+batches never span shards, so the result of a scoring pass does not depend on the number
+of workers or ranks (``shards`` restricts a loader to one rank's shards). For probe training each
 worker shuffles its stream through a buffer, seeded by (seed, epoch, worker).
 """
 
@@ -38,16 +39,17 @@ class Batch:
 
 class _Examples(IterableDataset):
     def __init__(self, source, index: SplitIndex, what: str, column: str, shape, on_error: str,
-                 batch_size: int, shuffle_seed: int | None, buffer: int):
+                 batch_size: int, shuffle_seed: int | None, buffer: int, shards: list[int] | None = None):
         self.source, self.what, self.column, self.shape = source, what, column, tuple(shape)
         self.on_error, self.batch_size, self.shuffle_seed, self.buffer = on_error, batch_size, shuffle_seed, buffer
         self.ok = index.ok
         counts = np.bincount(index.shard_ids, minlength=len(index.shards))
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.shards = list(range(len(self.starts))) if shards is None else list(shards)
         self.epoch = 0
 
-    def _stream(self, worker: int, workers: int):
-        for shard in range(worker, len(self.starts), workers):
+    def _stream(self, shards: list[int]):
+        for shard in shards:
             start = int(self.starts[shard])
             try:
                 for j, ex in enumerate(self.source.shard_examples(shard, start)):
@@ -60,11 +62,13 @@ class _Examples(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        stream = self._stream(worker, workers)
+        mine = self.shards[worker::workers]
         if self.shuffle_seed is not None:
             seed = (self.shuffle_seed * 1_000_003 + self.epoch) * 1009 + worker
-            stream = shuffled(stream, self.buffer, seed=seed)
-        for chunk in batched(stream, self.batch_size):
+            chunks = batched(shuffled(self._stream(mine), self.buffer, seed=seed), self.batch_size)
+        else:  # batches never span shards: a shard's batches are the same whoever reads it
+            chunks = (c for shard in mine for c in batched(self._stream([shard]), self.batch_size))
+        for chunk in chunks:
             arrays, positions, keys, bad = [], [], [], []
             for pos, ex in chunk:
                 try:
@@ -83,10 +87,13 @@ class SplitLoader:
     applying the bad-input rule (raise, or mark the example skipped in ``index``)."""
 
     def __init__(self, source, index: SplitIndex, what: str, *, column: str, shape, on_error: str,
-                 batch_size: int, workers: int = 0, shuffle_seed: int | None = None, buffer: int = 10_000):
+                 batch_size: int, workers: int = 0, shuffle_seed: int | None = None, buffer: int = 10_000,
+                 shards: list[int] | None = None):
         self.index, self.what, self.on_error = index, what, on_error
-        self.dataset = _Examples(source, index, what, column, shape, on_error, batch_size, shuffle_seed, buffer)
-        self.workers = min(workers, len(index.shards)) if getattr(source, "worker_safe", True) else 0
+        self.dataset = _Examples(source, index, what, column, shape, on_error, batch_size, shuffle_seed, buffer,
+                                 shards)
+        n = len(self.dataset.shards)
+        self.workers = min(workers, n) if getattr(source, "worker_safe", True) else 0
 
     def epoch(self, epoch: int = 0):
         self.dataset.epoch = epoch

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.distributed.algorithms.join import Join
+from torch.nn.parallel import DistributedDataParallel
 
 from proxyds.progress import progress
 
@@ -63,8 +66,19 @@ def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    history = []
     bar = progress(total=total, desc=f"train {desc}", unit="step")
+    # Under DDP ranks may hold different numbers of batches: Join lets the ones that finish
+    # early shadow the others' all-reduces instead of hanging.
+    join = Join([model]) if isinstance(model, DistributedDataParallel) else nullcontext()
+    with join:
+        history = _epochs(model, epoch_batches, opt, sched, epochs, bar, desc, device)
+    bar.close()
+    model.eval()
+    return history
+
+
+def _epochs(model, epoch_batches, opt, sched, epochs: int, bar, desc: str, device) -> list[float]:
+    history = []
     for epoch in range(epochs):
         losses = []
         for x, y in epoch_batches(epoch):
@@ -79,8 +93,6 @@ def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[
         history.append(float(np.mean(losses)) if losses else float("nan"))
         bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]:.3f}")
         log.info("%s epoch %d/%d: loss %.4f", desc, epoch + 1, epochs, history[-1])
-    bar.close()
-    model.eval()
     return history
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from proxyds.progress import progress
 from proxyds.sources.base import Example
 
-__all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "scan", "class_names", "BadInput"]
+__all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan", "class_names", "BadInput"]
 
 log = logging.getLogger(__name__)
 
@@ -71,41 +71,47 @@ class SplitIndex:
 
 
 def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | None = None) -> Iterator[Example]:
-    """Every example of ``source``, shard by shard; a shard that is damaged or breaks mid-way raises
-    :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``.
-    Pass ``shard_errors`` on the first pass only: it also checks each shard's integrity where
-    the source can (``source.damage``), and records each error once."""
+    """Every example of ``source``, shard by shard (see :func:`read_shard`)."""
     start = 0
-    for index, name in enumerate(source.shards):
-        n = 0
-        damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
-        if damage is not None:
-            message = f"{what} shard {name} is damaged: {damage}"
-            if on_error == "raise":
-                raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip")
-            log.warning("%s; keeping the examples that can be read", message)
-            shard_errors.append({"split": what, "shard": name, "error": damage})
-        try:
-            for ex in source.shard_examples(index, start):
-                n += 1
-                yield ex
-        except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
-            message = f"{what} shard {name} is unreadable after {n} examples ({type(err).__name__}: {err})"
-            if on_error == "raise":
-                raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip") from err
-            log.warning("%s; skipping the rest of it", message)
-            if shard_errors is not None:
-                shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
-        start += n
+    for index in range(len(source.shards)):
+        for ex in read_shard(source, index, start, what, on_error, shard_errors):
+            start += 1
+            yield ex
 
 
-def _problem(ex: Example, seen: set[str], input_column: str, label_column: str) -> str | None:
+def read_shard(source, index: int, start: int, what: str, on_error: str,
+               shard_errors: list[dict] | None = None) -> Iterator[Example]:
+    """The examples of one shard. A shard that is damaged or breaks mid-way raises
+    :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``.
+    Pass ``shard_errors`` on the first pass only: it also checks the shard's integrity where
+    the source can (``source.damage``), and records each error once."""
+    name = source.shards[index]
+    damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
+    if damage is not None:
+        message = f"{what} shard {name} is damaged: {damage}"
+        if on_error == "raise":
+            raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip")
+        log.warning("%s; keeping the examples that can be read", message)
+        shard_errors.append({"split": what, "shard": name, "error": damage})
+    n = 0
+    try:
+        for ex in source.shard_examples(index, start):
+            n += 1
+            yield ex
+    except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
+        message = f"{what} shard {name} is unreadable after {n} examples ({type(err).__name__}: {err})"
+        if on_error == "raise":
+            raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip") from err
+        log.warning("%s; skipping the rest of it", message)
+        if shard_errors is not None:
+            shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
+
+
+def _problem(ex: Example, input_column: str, label_column: str) -> str | None:
     if not isinstance(ex.key, str) or not ex.key:
         return "empty key"
     if "." in ex.key:
         return "key contains '.'"
-    if ex.key in seen:
-        return "duplicate key"
     if ex.label is None:
         return f"no label ({label_column!r} missing)"
     if not isinstance(ex.label, (int, np.integer)) or isinstance(ex.label, bool):
@@ -117,20 +123,65 @@ def _problem(ex: Example, seen: set[str], input_column: str, label_column: str) 
     return None
 
 
-def scan(source, what: str, *, input_column: str, on_error: str = "raise") -> SplitIndex:
-    """One pass over a split's keys, labels and fields, checking them as it goes."""
-    keys, labels, shard_ids, shards, status, seen, errors = [], [], [], [], [], set(), []
-    shard_pos = {name: i for i, name in enumerate(source.shards)}
-    for ex in progress(read_examples(source, what, on_error, errors), desc=f"scan {what}", unit="ex"):
-        problem = _problem(ex, seen, input_column, source.info.label_column)
+def _scan_shard(source, index: int, start: int, what: str, input_column: str, on_error: str) -> dict:
+    keys, labels, problems, errors = [], [], [], []
+    for ex in read_shard(source, index, start, what, on_error, errors):
+        problem = _problem(ex, input_column, source.info.label_column)
         if problem is not None and on_error == "raise":
             raise BadInput(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}; "
                            f"fix the data or pass --on-error skip")
-        seen.add(ex.key)
         keys.append(str(ex.key))
         labels.append(int(ex.label) if problem is None else -1)
-        shard_ids.append(shard_pos.get(ex.shard, 0))
-        status.append(OK if problem is None else f"skipped: {problem}")
+        problems.append(problem)
+    return {"shard": index, "keys": keys, "labels": labels, "problems": problems, "errors": errors}
+
+
+def _shard_starts(source) -> list[int] | None:
+    """First position of every shard when it is known without reading them (or not needed)."""
+    if getattr(source, "keys_from_position", True) is False:
+        return [0] * len(source.shards)
+    sizes = source.shard_sizes() if hasattr(source, "shard_sizes") else None
+    return None if sizes is None else [int(x) for x in np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+
+
+def scan(source, what: str, *, input_column: str, on_error: str = "raise", world=None) -> SplitIndex:
+    """One pass over a split's keys, labels and fields, checking them as it goes.
+
+    Under torchrun (``world``) each rank scans its shards and the results are gathered in
+    shard order, so every rank ends with the same index; duplicate keys are found after the
+    merge, the first occurrence in shard order winning.
+    """
+    n = len(source.shards)
+    starts = _shard_starts(source)
+    shards = world.shards(n) if world is not None and world.size > 1 and starts is not None else range(n)
+    records, error, start = [], None, 0
+    try:
+        for index in progress(shards, desc=f"scan {what}", unit="shard"):
+            rec = _scan_shard(source, index, starts[index] if starts else start, what, input_column, on_error)
+            start += len(rec["keys"])
+            records.append(rec)
+    except BadInput as err:
+        error = err
+    if world is not None and world.size > 1:
+        world.raise_together(error)
+        if starts is not None:
+            records = sorted((r for part in world.gather(records) for r in part), key=lambda r: r["shard"])
+    elif error is not None:
+        raise error
+    keys, labels, shard_ids, status, errors, seen = [], [], [], [], [], set()
+    for rec in records:
+        errors += rec["errors"]
+        for key, label, problem in zip(rec["keys"], rec["labels"], rec["problems"]):
+            if problem is None and key in seen:
+                if on_error == "raise":
+                    raise BadInput(f"{what} example {key!r} (shard {source.shards[rec['shard']]}): duplicate key; "
+                                   f"fix the data or pass --on-error skip")
+                problem, label = "duplicate key", -1
+            seen.add(key)
+            keys.append(key)
+            labels.append(label)
+            shard_ids.append(rec["shard"])
+            status.append(OK if problem is None else f"skipped: {problem}")
     if not any(s == OK for s in status):
         raise BadInput(f"the {what} split of {source!r} has no usable examples "
                        f"({'it is empty' if not keys else f'all {len(keys)} were skipped'})")

@@ -90,8 +90,11 @@ def test_imagenet_hf_to_parquet_keeps_bytes(imagenet_like, tmp_path):
 
 def test_workers_do_not_change_the_selection(imagenet_like, tmp_path):
     a = build(image_config("imagenet", imagenet_like / "wds", tmp_path / "a", workers=0))
-    b = build(image_config("imagenet", imagenet_like / "wds", tmp_path / "b", workers=2))
-    assert a.summary["probes"] == b.summary["probes"]  # probes cached from run a: scoring alone differs
+    probes = tmp_path / "work" / "probes"
+    given = tuple(f"{role}={next(probes.glob(f'tiny2d-{c}-*.pt'))}" for role, c in (("lower", "w4"), ("upper", "w8")))
+    b = build(image_config("imagenet", imagenet_like / "wds", tmp_path / "b", workers=2, workdir=tmp_path / "w2",
+                           probe_checkpoints=given))  # a fresh work dir: everything is scored again, in 2 workers
+    assert a.summary["probes"] == b.summary["probes"]
     assert (tmp_path / "a" / "manifest.parquet").read_bytes() == (tmp_path / "b" / "manifest.parquet").read_bytes()
 
 

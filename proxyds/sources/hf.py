@@ -88,6 +88,18 @@ class HFSource:
         files = self.files
         return bool(files) and len(files) == self._ds.num_shards and all(f.endswith(".parquet") for f in files)
 
+    def shard_sizes(self) -> list[int] | None:
+        """Rows per shard from the parquet footers (no data read), or None when not parquet."""
+        if not self.worker_safe:
+            return None
+        import pyarrow.parquet as pq
+
+        return [pq.ParquetFile(f).metadata.num_rows for f in self.files]
+
+    @property
+    def keys_from_position(self) -> bool:
+        return self.key_column is None
+
     def _rows(self, index: int) -> Iterator[dict]:
         if self.worker_safe:
             import pyarrow.parquet as pq

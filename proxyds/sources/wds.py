@@ -77,6 +77,8 @@ class WdsSource:
     def shards(self) -> list[str]:
         return [os.path.basename(f) for f in self.files]
 
+    keys_from_position = False  # keys are the tar keys
+
     def damage(self, index: int) -> str | None:
         """Why shard ``index`` is damaged (truncated, corrupt header), or None if it reads whole.
 
