@@ -1,0 +1,198 @@
+"""Read the ORIGINAL dataset through a manifest: a distributed weighted sampler and a WebDataset stage.
+
+:class:`ManifestSampler` is the distributed weighted sampler PyTorch lacks (pytorch#77154):
+each epoch it draws a fresh weighted proxy of the original train split from the manifest's
+``keep_prob`` and hands every rank a disjoint, equal-length slice of it, so a DDP job trains
+on a new proxy each epoch without writing one. The global draw depends only on
+``(seed, epoch)`` and the manifest, never on the rank or the world size:
+
+1. draw ``num_samples`` usable rows (status ``ok`` and ``keep_prob > 0``): without
+   replacement by Efraimidis–Spirakis keys over ``hash_uniforms(keys, seed')`` with ``seed'``
+   derived from (seed, epoch) (:mod:`proxyds.sampling`), so a row's fate depends on its key,
+   not on its position; with replacement by ``np.random.default_rng((seed, epoch)).choice``;
+2. shuffle the drawn set with the same generator;
+3. rank ``r`` of ``w`` takes positions ``r::w``. When ``w`` does not divide the total, like
+   ``torch.utils.data.DistributedSampler``: ``drop_last=False`` pads by repeating the draw
+   from its start (a few examples are seen twice that epoch), ``drop_last=True`` drops the
+   tail (a few drawn examples are not seen).
+
+:func:`select_manifest` is a WebDataset pipeline stage (webdataset ``filters.py`` style: the
+private generator :func:`_select_keys` plus a picklable curried :func:`select_keys`) that
+keeps only the manifest's selected keys when reading the original tar shards::
+
+    ds = wds.WebDataset(urls).compose(select_manifest("proxy/"))
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.utils.data import Sampler
+
+from .manifest import read_manifest
+from .sampling import hash_uniforms, proxy_size, weighted_topk
+
+__all__ = ["ManifestSampler", "select_manifest", "select_keys"]
+
+
+def _columns(manifest, names: Iterable[str], optional: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """Columns of a manifest given as a path (proxy dir or parquet), a pyarrow Table or a dict of arrays."""
+    if isinstance(manifest, (str, Path)):
+        manifest = read_manifest(manifest)
+    if isinstance(manifest, pa.Table):
+        get, have = (lambda n: manifest.column(n).to_numpy(zero_copy_only=False)), set(manifest.column_names)
+    elif isinstance(manifest, Mapping):
+        get, have = (lambda n: np.asarray(manifest[n])), set(manifest)
+    else:
+        raise ValueError(f"manifest must be a path, a pyarrow Table or a dict of arrays "
+                         f"(got {type(manifest).__name__})")
+    missing = set(names) - have
+    if missing:
+        raise ValueError(f"manifest is missing columns {sorted(missing)} (has {sorted(have)})")
+    cols = {n: get(n) for n in [*names, *(o for o in optional if o in have)]}
+    lengths = {n: len(c) for n, c in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"manifest columns differ in length: {lengths}")
+    return cols
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """A 64-bit hash seed for (seed, epoch), distinct from the build's own draw with ``seed``."""
+    hi, lo = np.random.SeedSequence([seed, epoch, 0x5A3]).generate_state(2, dtype=np.uint32)
+    return (int(hi) << 32) | int(lo)
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
+    return int(value)
+
+
+class ManifestSampler(Sampler[int]):
+    """Each epoch a fresh weighted proxy of the ORIGINAL train split; this rank's slice of it.
+
+    Yields indices into the original dataset (the manifest's ``index`` column), so it plugs
+    into ``DataLoader(original_dataset, sampler=...)``. Call :meth:`set_epoch` before every
+    epoch, as with ``DistributedSampler``; every rank must use the same ``seed``.
+
+    ``manifest``: a proxy directory, a ``manifest.parquet`` path, a pyarrow Table or a dict of
+    arrays with at least ``index``, ``key`` and ``keep_prob`` (``status`` and ``selected``
+    are used when present). ``num_samples`` (global, all ranks together) defaults to the
+    manifest's number of selected rows; ``ratio`` gives it as a fraction of the usable rows
+    instead. ``num_replicas``/``rank`` default to torch.distributed's when it is initialised,
+    else 1/0. ``len(sampler)`` is this rank's count.
+    """
+
+    def __init__(self, manifest, *, num_samples: int | None = None, ratio: float | None = None,
+                 replacement: bool = False, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None, drop_last: bool = False):
+        cols = _columns(manifest, ("index", "key", "keep_prob"), optional=("status", "selected"))
+        n = len(cols["index"])
+        if n == 0:
+            raise ValueError("manifest is empty: no rows to draw from")
+        weights = cols["keep_prob"].astype(np.float64)
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"keep_prob must be finite and >= 0: {int(bad.sum())} bad values, first "
+                             f"{float(weights[i])!r} at key {str(cols['key'][i])!r}")
+        usable = weights > 0
+        if "status" in cols:
+            usable &= cols["status"].astype(str) == "ok"
+        if not usable.any():
+            raise ValueError(f"manifest has no drawable rows: none of its {n} rows has status 'ok' and keep_prob > 0")
+        self.index_ = cols["index"].astype(np.int64)[usable]
+        self.keys_ = [str(k) for k in cols["key"][usable]]
+        self.weights_ = weights[usable]
+
+        if num_samples is not None and ratio is not None:
+            raise ValueError(f"give num_samples or ratio, not both (got {num_samples!r} and {ratio!r})")
+        if ratio is not None:
+            num_samples = proxy_size(ratio, len(self.index_))
+        elif num_samples is None:
+            if "selected" not in cols:
+                raise ValueError("manifest has no 'selected' column: pass num_samples or ratio")
+            num_samples = int(np.count_nonzero(cols["selected"]))
+            if num_samples == 0:
+                raise ValueError("manifest selects no rows: pass num_samples or ratio")
+        self.num_samples = _check_int("num_samples", num_samples, 1)
+        if not replacement and self.num_samples > len(self.index_):
+            raise ValueError(f"num_samples={self.num_samples} exceeds the {len(self.index_)} drawable rows "
+                             f"(status 'ok', keep_prob > 0); lower it or pass replacement=True")
+        self.replacement = bool(replacement)
+        self.seed = _check_int("seed", seed, 0)
+
+        if num_replicas is None or rank is None:
+            live = torch.distributed.is_available() and torch.distributed.is_initialized()
+            if num_replicas is None:
+                num_replicas = torch.distributed.get_world_size() if live else 1
+            if rank is None:
+                rank = torch.distributed.get_rank() if live else 0
+        self.num_replicas = _check_int("num_replicas", num_replicas, 1)
+        self.rank = _check_int("rank", rank, 0)
+        if self.rank >= self.num_replicas:
+            raise ValueError(f"rank must be in 0..{self.num_replicas - 1} (got {self.rank})")
+        self.drop_last = bool(drop_last)
+        if self.drop_last and self.num_samples < self.num_replicas:
+            raise ValueError(f"drop_last=True with num_samples={self.num_samples} < num_replicas="
+                             f"{self.num_replicas} leaves every rank empty")
+        per_rank = self.num_samples / self.num_replicas
+        self.per_rank = math.floor(per_rank) if self.drop_last else math.ceil(per_rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``'s proxy on the next iteration (same on every rank)."""
+        self.epoch = _check_int("epoch", epoch, 0)
+
+    def draw(self, epoch: int | None = None) -> np.ndarray:
+        """The global proxy of ``epoch`` (default: the current one): original indices, shuffled, unpadded."""
+        epoch = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
+        rng = np.random.default_rng((self.seed, epoch))
+        if self.replacement:
+            rows = rng.choice(len(self.weights_), size=self.num_samples, p=self.weights_ / self.weights_.sum())
+        else:
+            uniforms = hash_uniforms(self.keys_, _epoch_seed(self.seed, epoch))
+            rows = weighted_topk(self.weights_, self.num_samples, uniforms)
+        return self.index_[rng.permutation(rows)]
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.draw()
+        total = self.per_rank * self.num_replicas
+        if total > len(indices):  # pad by repeating from the start (cycling when the draw is tiny)
+            indices = np.resize(indices, total)
+        return iter(indices[self.rank:total:self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+def _select_keys(data: Iterable[dict], keys: frozenset[str]) -> Iterator[dict]:
+    """Yield the samples whose ``__key__`` is in ``keys``."""
+    for sample in data:
+        if sample["__key__"] in keys:
+            yield sample
+
+
+def select_keys(keys: Iterable[str]):
+    """A pipeline stage (``data -> data``) keeping the samples whose ``__key__`` is in ``keys``; picklable."""
+    return functools.partial(_select_keys, keys=frozenset(map(str, keys)))
+
+
+def select_manifest(manifest, *, column: str = "selected"):
+    """A WebDataset stage keeping only the manifest rows where boolean ``column`` is true.
+
+    Use on the ORIGINAL shards: ``wds.WebDataset(urls).compose(select_manifest(out))`` or as a
+    ``wds.DataPipeline`` stage. Keys are the manifest's ``key`` column (for a ``wds:`` source,
+    the tar keys).
+    """
+    cols = _columns(manifest, ("key", column))
+    mask = cols[column]
+    if mask.dtype != np.bool_:
+        raise ValueError(f"manifest column {column!r} must be boolean (got {mask.dtype})")
+    return select_keys(cols["key"][mask])
