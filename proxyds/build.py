@@ -33,7 +33,7 @@ from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sinks.atomic import sha256_file
-from proxyds.scan import BadInput, SplitIndex, class_names, scan
+from proxyds.scan import BadInput, SplitIndex, class_names, decode_status, encode_status, scan
 from proxyds.sources import get_preset, open_source
 from proxyds.sources.presets import cache_dir
 from proxyds.spaces import resolve_space
@@ -294,10 +294,10 @@ def build(config: BuildConfig) -> BuildResult:
                 raise RuntimeError("reference features do not line up with the usable reference examples")
             if plan.world.main:
                 cache.save("score-reference", key, {"preds": ref_preds, "feats": ref_feats,
-                                                    "status": np.asarray(ref_idx.status, dtype=str)})
+                                                    **encode_status(ref_idx.status)})
         else:
             ref_preds, ref_feats = hit[0]["preds"], hit[0]["feats"]
-            ref_idx.status = hit[0]["status"].tolist()
+            ref_idx.status = decode_status(hit[0])
         ok_ref = np.flatnonzero(ref_idx.ok)
         correct = ref_preds[:, ok_ref].T == ref_idx.labels[ok_ref, None]
         accuracy = correct.mean(0).tolist()
@@ -317,11 +317,11 @@ def build(config: BuildConfig) -> BuildResult:
                 neighbor[scored], distance[scored] = out
             if plan.world.main:
                 cache.save("score-train", key, {"preds": train_preds, "neighbor": neighbor,
-                                                "distance": distance, "status": np.asarray(train_idx.status, dtype=str)})
+                                                "distance": distance, **encode_status(train_idx.status)})
         else:
             a = hit[0]
             train_preds, neighbor, distance = a["preds"], a["neighbor"], a["distance"]
-            train_idx.status = a["status"].tolist()
+            train_idx.status = decode_status(a)
     with _stage(times, "sample"):
         ok = train_idx.ok
         k = proxy_size(config.ratio, int(ok.sum()))

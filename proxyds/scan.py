@@ -62,12 +62,24 @@ class SplitIndex:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"keys": np.asarray(self.keys, dtype=str), "labels": self.labels, "shard_ids": self.shard_ids,
-                "shards": np.asarray(self.shards, dtype=str), "status": np.asarray(self.status, dtype=str)}
+                "shards": np.asarray(self.shards, dtype=str), **encode_status(self.status)}
 
     @classmethod
     def from_arrays(cls, a: dict, shard_errors: list[dict]) -> "SplitIndex":
-        return cls(a["keys"].tolist(), a["labels"], a["shard_ids"], a["shards"].tolist(), a["status"].tolist(),
+        return cls(a["keys"].tolist(), a["labels"], a["shard_ids"], a["shards"].tolist(), decode_status(a),
                    shard_errors)
+
+
+def encode_status(status: list[str]) -> dict[str, np.ndarray]:
+    """Statuses as int codes + the distinct strings: one long reason among 1.28M examples
+    would otherwise widen a fixed-width string array to gigabytes."""
+    names, codes = np.unique(np.asarray(status, dtype=object), return_inverse=True)
+    return {"status_names": np.asarray(names.tolist(), dtype=str), "status_codes": codes.astype(np.int32)}
+
+
+def decode_status(arrays: dict) -> list[str]:
+    names = arrays["status_names"].tolist()
+    return [names[c] for c in arrays["status_codes"]]
 
 
 def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | None = None) -> Iterator[Example]:
