@@ -23,8 +23,9 @@ head      0 global average pool, 1 global max pool, 2 flatten (all positions)
 
 The 24 configs below were chosen once so that every level of every factor appears equally
 often (8 of each width, 6 of each downsampling, 12 with and 12 without residuals, ...) with
-at most 1.0M MACs per example, then frozen here so names and cached results stay stable. Every model keeps a BatchNorm after the stem, so ``norm=0`` means
-"no normalisation inside the stages".
+at most 1.0M MACs per example, then frozen here so names and cached results stay stable.
+Every model keeps a BatchNorm after the stem, so ``norm=0`` means "no normalisation inside
+the stages".
 """
 
 from __future__ import annotations

@@ -1,0 +1,465 @@
+"""Ranking harness: does a proxy order a search space's configs as the full data does?
+
+Every config of a space is trained on the full train split for S seeds, then on the proxies
+of every selector x ratio x seed, and each trained model is scored on a held-out split. The
+data live in memory as tensors (airbench style), so a proxy is just an index into the train
+tensors. Three disjoint parts are used:
+
+* **train** — what configs (and probes) train on; proxies are subsets of it;
+* **reference split A** — scores importance (the probe selector's cases); never an accuracy;
+* **evaluation split B** — every reported accuracy, full and proxy.
+
+(The paper scores importance and measures accuracy on the same test set, which leaks.)
+
+Each training run is cached as one JSON file keyed by (data fingerprint, space, config,
+training recipe, train subset, seed), so reruns and new selectors reuse every run already
+done; the probes' weights are cached beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from proxyds.probes import pick_device
+from proxyds.sampling import draw, proxy_size
+
+__all__ = ["TrainRecipe", "DataSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "load_data", "train_model",
+           "predict", "accuracy", "Harness", "evaluate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How every config is trained, full data and proxy alike (the same epochs on both)."""
+
+    epochs: int = 10           # full passes over the (sub)set
+    batch_size: int = 128
+    lr: float = 2e-3           # Adam peak learning rate, cosine-annealed to 0 over all steps
+    weight_decay: float = 0.0  # Adam L2 weight decay
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer (got {v!r})")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number (got {self.lr!r})")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0 (got {self.weight_decay!r})")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """MNIST-1D generated with ``generator`` (overrides of mnist1d's arguments), split in three:
+    train = the first ``train`` examples of the generator's train pool; reference split A =
+    test pool rows ``reference[0]:reference[1]``; evaluation split B = rows ``evaluation``."""
+
+    generator: dict
+    train: int
+    reference: tuple[int, int]
+    evaluation: tuple[int, int]
+
+    def __post_init__(self):
+        if self.train < 1:
+            raise ValueError(f"train must be >= 1 examples (got {self.train})")
+        (a0, a1), (b0, b1) = self.reference, self.evaluation
+        if not (0 <= a0 < a1 and 0 <= b0 < b1):
+            raise ValueError(f"reference {self.reference} and evaluation {self.evaluation} must be non-empty ranges")
+        if a0 < b1 and b0 < a1:
+            raise ValueError(f"reference {self.reference} and evaluation {self.evaluation} overlap; they must be "
+                             "disjoint so that the split scoring importance never measures accuracy")
+
+
+@dataclass(frozen=True, eq=False)
+class EvalData:
+    """The three splits as tensors: x (N, 1, L) float32, y (N,) int64."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_ref: torch.Tensor
+    y_ref: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    num_classes: int
+    description: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of every tensor's bytes: the cache key of the data."""
+        h = hashlib.sha256()
+        for t in (self.x_train, self.y_train, self.x_ref, self.y_ref, self.x_eval, self.y_eval):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def load_data(spec: DataSpec) -> EvalData:
+    """Generate (or reuse from the cache) MNIST-1D and cut it into train, A and B."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from proxyds.sources.presets import materialize_mnist1d
+
+    root = materialize_mnist1d(dict(spec.generator))
+
+    def read(split: str) -> tuple[np.ndarray, np.ndarray]:
+        files = sorted((root / "data").glob(f"{split}-*.parquet"))
+        table = pa.concat_tables([pq.read_table(f) for f in files])  # shard names sort in row order
+        x = np.asarray(table.column("x").combine_chunks().flatten(), dtype=np.float32).reshape(len(table), -1)
+        return x, np.asarray(table.column("label"), dtype=np.int64)
+
+    xtr, ytr = read("train")
+    xte, yte = read("test")
+    (a0, a1), (b0, b1) = spec.reference, spec.evaluation
+    if spec.train > len(xtr) or max(a1, b1) > len(xte):
+        raise ValueError(f"the generator gives {len(xtr)} train and {len(xte)} test examples; asked for train "
+                         f"{spec.train}, reference {spec.reference}, evaluation {spec.evaluation}")
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(x[:, None, :], dtype=np.float32))  # a writable copy
+
+    desc = {"dataset": "mnist1d", "generator": dict(spec.generator),
+            "train": f"first {spec.train} examples of the generator's train pool",
+            "reference_A": f"test pool [{a0}:{a1}] ({a1 - a0} examples): scores importance, never an accuracy",
+            "evaluation_B": f"test pool [{b0}:{b1}] ({b1 - b0} examples): every reported accuracy",
+            "sizes": {"train": spec.train, "reference_A": a1 - a0, "evaluation_B": b1 - b0}}
+    return EvalData(t(xtr[:spec.train]), torch.tensor(ytr[:spec.train]), t(xte[a0:a1]),
+                    torch.tensor(yte[a0:a1]), t(xte[b0:b1]), torch.tensor(yte[b0:b1]),
+                    num_classes=int(max(ytr.max(), yte.max())) + 1, description=desc)
+
+
+def train_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, *, seed: int,
+                device: torch.device = torch.device("cpu")) -> torch.nn.Module:
+    """Train ``model`` in place on (x, y): Adam, cosine to 0, ``recipe.epochs`` shuffled epochs."""
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    n, bs = len(x), recipe.batch_size
+    steps = recipe.epochs * math.ceil(n / bs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    for _ in range(recipe.epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            if len(idx) < 2:  # BatchNorm cannot train on one example; it is dropped this epoch
+                continue
+            loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
+            device: torch.device = torch.device("cpu")) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, C) and penultimate features (N, D) of ``model`` in eval mode."""
+    model.to(device).eval()
+    logits, feats = [], []
+    for start in range(0, len(x), batch_size):
+        f = model.forward_features(x[start:start + batch_size].to(device))
+        feats.append(f.float().cpu())
+        logits.append(model.forward_head(f).float().cpu())
+    return torch.cat(logits).numpy(), torch.cat(feats).numpy()
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
+    logits, _ = predict(model, x, **kw)
+    return float((logits.argmax(1) == y.numpy()).mean())
+
+
+# --- cached runs -------------------------------------------------------------------------------
+
+
+def _digest(obj) -> str:
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Job:
+    config: str
+    seed: int
+    subset: np.ndarray | None   # train indices, None = the full train split
+    keep_model: bool = False
+
+
+class Harness:
+    """Trains configs of ``space`` on ``data`` (all of train, or a subset) and caches each run.
+
+    A run's JSON (``accuracy`` on split B, ``seconds``) lives in ``cache_root`` under a hash of
+    (data fingerprint, space, config, recipe, subset, seed); a run asked for again is read, not
+    retrained. ``workers > 1`` trains in that many processes of one thread each (on a small
+    shared CPU, one thread per process is several times faster than threads sharing a model);
+    ``threads`` is torch's thread count while training, in this process or each worker.
+    """
+
+    def __init__(self, data: EvalData, space, recipe: TrainRecipe, cache_root: Path, *, workers: int = 1,
+                 threads: int = 1, device: str = "cpu"):
+        self.data, self.space, self.recipe = data, space, recipe
+        self.cache_root = Path(cache_root)
+        self.workers, self.threads = workers, threads
+        self.device = pick_device(device)
+        self.trained_runs = 0  # runs trained (not read from the cache) by this harness
+        self._fp = data.fingerprint
+
+    def __getstate__(self) -> dict:  # worker processes re-resolve the space by its registered name
+        return dict(self.__dict__, space=self.space.name)
+
+    def __setstate__(self, state: dict) -> None:
+        from proxyds.spaces import get_space
+
+        self.__dict__.update(state, space=get_space(state["space"]))
+
+    def _path(self, job: _Job) -> Path:
+        subset = "full" if job.subset is None else _digest(np.asarray(job.subset, np.int64).tobytes())[:16]
+        key = {"v": 1, "data": self._fp, "space": self.space.name, "config": job.config,
+               "recipe": asdict(self.recipe), "subset": subset, "seed": job.seed}
+        return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{_digest(key)[:12]}.json"
+
+    def cached(self, job: _Job) -> dict | None:
+        path = self._path(job)
+        if not path.exists() or (job.keep_model and not path.with_suffix(".pt").exists()):
+            return None
+        return json.loads(path.read_text())
+
+    def run(self, job: _Job) -> dict:
+        """Train one job here, write its cache entry (and weights if asked), return its result."""
+        start = time.perf_counter()
+        torch.manual_seed(job.seed)
+        model = self.space.build(job.config, self.data.num_classes)
+        idx = slice(None) if job.subset is None else torch.as_tensor(job.subset, dtype=torch.long)
+        train_model(model, self.data.x_train[idx], self.data.y_train[idx], self.recipe, seed=job.seed,
+                    device=self.device)
+        result = {"config": job.config, "seed": job.seed, "train_examples": len(self.data.y_train[idx]),
+                  "accuracy": accuracy(model, self.data.x_eval, self.data.y_eval, device=self.device),
+                  "seconds": round(time.perf_counter() - start, 3)}
+        path = self._path(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if job.keep_model:
+            state = {k: v.cpu() for k, v in model.state_dict().items()}
+            _atomic(path.with_suffix(".pt"), lambda p: torch.save(state, p))
+        _atomic(path, lambda p: p.write_text(json.dumps(result)))
+        return result
+
+    def run_many(self, jobs: list[_Job], desc: str = "train") -> list[dict]:
+        """Results of ``jobs`` in order: cached ones read, the rest trained (in parallel if set)."""
+        from tqdm.auto import tqdm
+
+        results = [self.cached(j) for j in jobs]
+        todo = [i for i, r in enumerate(results) if r is None]
+        self.trained_runs += len(todo)
+        log.info("%s: %d runs, %d cached, %d to train", desc, len(jobs), len(jobs) - len(todo), len(todo))
+        bar = tqdm(total=len(todo), desc=desc, unit="run", leave=False, disable=None)
+        if self.workers > 1 and len(todo) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(self.workers, _init_worker, (self,)) as pool:
+                for i, res in zip(todo, pool.imap(_work, [jobs[i] for i in todo])):
+                    results[i] = res
+                    bar.update(1)
+        else:
+            with _threads(self.threads):
+                for i in todo:
+                    results[i] = self.run(jobs[i])
+                    bar.update(1)
+        bar.close()
+        return results
+
+    def trained(self, config, seed: int = 0) -> torch.nn.Module:
+        """``config`` trained on the full train split with ``seed`` (the same run as the full-data
+        pass's, so a probe costs nothing extra when the space's configs include it)."""
+        name = getattr(config, "name", config)
+        job = _Job(name, seed, None, keep_model=True)
+        if self.cached(job) is None:
+            with _threads(self.threads):
+                self.run(job)
+            self.trained_runs += 1
+        torch.manual_seed(seed)
+        model = self.space.build(name, self.data.num_classes)
+        model.load_state_dict(torch.load(self._path(job).with_suffix(".pt"), map_location="cpu", weights_only=True))
+        return model.to(self.device).eval()
+
+
+@contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    tmp.replace(path)
+
+
+_WORKER: Harness | None = None
+
+
+def _init_worker(harness: Harness) -> None:
+    global _WORKER
+    torch.set_num_threads(harness.threads)
+    _WORKER = harness
+
+
+def _work(job: _Job) -> dict:
+    return _WORKER.run(job)
+
+
+# --- the evaluation ----------------------------------------------------------------------------
+
+#: Named evaluation settings. ``mnist1d-cnn`` is the discriminative standard benchmark (issue 3
+#: item 5; the setting measured in issue 8); ``tiny`` is a CI smoke run of a few seconds.
+BENCHMARKS: dict[str, dict] = {
+    "mnist1d-cnn": dict(
+        data=DataSpec({"num_samples": 40_000, "train_split": 0.5, "iid_noise_scale": 0.05,
+                       "corr_noise_scale": 0.35, "seed": 42}, train=8_000, reference=(0, 5_000),
+                      evaluation=(5_000, 15_000)),
+        space="cnn1d", recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1),
+        full_seeds=3, proxy_seeds=3),
+    "tiny": dict(
+        data=DataSpec({"num_samples": 800, "train_split": 0.5, "seed": 42}, train=400, reference=(0, 150),
+                      evaluation=(150, 400)),
+        space="cnn1d", configs=("w8-d1-k5-pool-nobn-plain-relu-p0-max", "w8-d3-k3-stem-bn-res-relu-p0-flat",
+                                "w24-d1-k5-stem-nobn-res-tanh-p0-flat"),
+        recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.1, 0.25), full_seeds=2, proxy_seeds=2),
+}
+
+DEFAULT_SELECTORS = ("probe", "random", "class-balanced", "entropy")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What ``proxyds evaluate`` does; build one from a named benchmark with :meth:`from_benchmark`.
+
+    ``configs`` None = every config of the space. Proxy run ``s`` draws with seed ``s`` for every
+    selector (common random numbers: the same uniforms, different weights) and trains with seed
+    ``1000 + s``; full-data run ``s`` trains with seed ``s``.
+    """
+
+    out: Path
+    data: DataSpec
+    space: str = "cnn1d"
+    configs: tuple[str, ...] | None = None
+    selectors: tuple[str, ...] = DEFAULT_SELECTORS
+    ratios: tuple[float, ...] = (0.05, 0.1)
+    full_seeds: int = 3
+    proxy_seeds: int = 3
+    recipe: TrainRecipe = TrainRecipe()
+    workers: int = 1
+    threads: int = 1
+    cache: Path | None = None
+    benchmark: str = "custom"
+    device: str = "cpu"           # cpu, cuda, cuda:N or auto
+
+    def __post_init__(self):
+        from proxyds.selectors import get_selector
+
+        object.__setattr__(self, "out", Path(self.out))
+        for name in self.selectors:
+            get_selector(name)  # unknown names raise, listing the known
+        if not self.selectors or len(set(self.selectors)) != len(self.selectors):
+            raise ValueError(f"selectors must be a non-empty list without repeats (got {self.selectors!r})")
+        if not self.ratios:
+            raise ValueError("ratios must name at least one proxy size")
+        for r in self.ratios:
+            proxy_size(r, self.data.train)  # validates (0, 1) and a non-empty proxy
+        for name in ("full_seeds", "proxy_seeds", "workers", "threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer (got {v!r})")
+        if self.configs is not None and len(self.configs) < 2:
+            raise ValueError(f"a ranking needs at least 2 configs (got {self.configs!r})")
+
+    @classmethod
+    def from_benchmark(cls, name: str, out, **overrides) -> "EvaluateConfig":
+        """The benchmark ``name``'s settings, with ``overrides`` (None values ignored): any field,
+        the recipe's (epochs, batch_size, lr, weight_decay) and the data's (train, reference,
+        evaluation, and generator, merged into the benchmark's generator arguments)."""
+        if name not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+        fields = dict(BENCHMARKS[name], benchmark=name)
+        if overrides.get("space") not in (None, fields.get("space")):
+            fields.pop("configs", None)  # the benchmark's config names belong to its own space
+        recipe = {k: overrides.pop(k) for k in ("epochs", "batch_size", "lr", "weight_decay") if k in overrides}
+        fields["recipe"] = replace(fields["recipe"], **{k: v for k, v in recipe.items() if v is not None})
+        data = {k: overrides.pop(k) for k in ("train", "reference", "evaluation", "generator") if k in overrides}
+        if data.get("generator"):
+            data["generator"] = {**fields["data"].generator, **data["generator"]}
+        fields["data"] = replace(fields["data"], **{k: v for k, v in data.items() if v})
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(out=out, **fields)
+
+
+def evaluate(cfg: EvaluateConfig) -> dict:
+    """Train every config on the full data and on every proxy, compute the ranking metrics and
+    write the report (results.json, report.md, figures) to ``cfg.out``; returns the results."""
+    from proxyds import report
+    from proxyds.selectors import SelectionContext, get_selector
+    from proxyds.sources.presets import cache_dir
+    from proxyds.spaces import get_space
+
+    t0 = time.perf_counter()
+    data = load_data(cfg.data)
+    space = get_space(cfg.space)
+    configs = [space.config(n) for n in cfg.configs] if cfg.configs else list(space.configs)
+    names = [c.name for c in configs]
+    harness = Harness(data, space, cfg.recipe, Path(cfg.cache or cache_dir() / "evaluate"), workers=cfg.workers,
+                      threads=cfg.threads, device=cfg.device)
+    probes = {c.name for c in space.probes(2, data.num_classes)}
+    full_jobs = [_Job(n, s, None, keep_model=(s == 0 and n in probes)) for s in range(cfg.full_seeds) for n in names]
+    full = harness.run_many(full_jobs, desc="full data")
+    t_full = time.perf_counter()
+
+    n_train, keys = len(data.y_train), [str(i) for i in range(len(data.y_train))]
+    notes, jobs, where = {}, [], []
+    for sel in cfg.selectors:
+        ctx = SelectionContext(data.x_train, data.y_train, data.x_ref, data.y_ref, data.num_classes, space,
+                               trained=harness.trained, predict=lambda m, x: predict(m, x, device=harness.device))
+        weights = np.asarray(get_selector(sel)(ctx), dtype=np.float64)
+        if weights.shape != (n_train,) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"selector {sel!r} must return {n_train} finite weights >= 0, not all zero")
+        notes[sel] = ctx.notes.get(sel, {})
+        for ratio in cfg.ratios:
+            k = proxy_size(ratio, n_train)
+            for s in range(cfg.proxy_seeds):
+                subset = np.flatnonzero(draw(keys, weights, k, seed=s))
+                counts = np.bincount(data.y_train.numpy()[subset], minlength=data.num_classes)
+                notes[sel].setdefault("class_counts", {})[f"{ratio}/{s}"] = counts.tolist()
+                for n in names:
+                    jobs.append(_Job(n, 1000 + s, subset))
+                    where.append((sel, ratio, s, n))
+    proxy = harness.run_many(jobs, desc="proxies")
+    t_proxy = time.perf_counter()
+
+    full_acc = np.array([[r["accuracy"] for r in full[s * len(names):(s + 1) * len(names)]]
+                         for s in range(cfg.full_seeds)])
+    proxy_acc = {(sel, r): np.zeros((cfg.proxy_seeds, len(names))) for sel in cfg.selectors for r in cfg.ratios}
+    for (sel, ratio, s, n), res in zip(where, proxy):
+        proxy_acc[sel, ratio][s, names.index(n)] = res["accuracy"]
+    timing = {"full_runs": len(full), "proxy_runs": len(proxy), "trained_runs": harness.trained_runs,
+              "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
+              "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
+              "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
+                              notes, timing)
+    report.write(results, cfg.out)
+    return results

@@ -1,0 +1,264 @@
+"""The evaluation report: ``results.json``, ``report.md`` (laid out like the paper's Table 1)
+and PNG figures (the paper's Figure 2 pairwise heatmaps, and proxy-vs-full scatter plots).
+
+:func:`assemble` turns accuracy tables into the JSON-ready results (all metrics from
+:mod:`proxyds.metrics`); :func:`write` renders them. Both are independent of how the
+accuracies were obtained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from proxyds import metrics as M
+
+__all__ = ["assemble", "write", "write_markdown", "plot_pairwise", "plot_scatter"]
+
+_ROWS = (("pearson", "Pearson"), ("spearman", "Spearman"), ("kendall", "Kendall τ"),
+         ("top_half_spearman", "top-half Spearman"), ("top1_kept", "top-1 kept"), ("top3_overlap", "top-3 overlap"),
+         ("regret", "regret (points)"), ("pair_agreement", "pairs ordered as full"))
+
+
+def _pct(ratio: float) -> str:
+    return f"{ratio * 100:g}%"
+
+
+def assemble(cfg, data_description: dict, space, configs, num_classes: int, full_acc: np.ndarray,
+             proxy_acc: dict, notes: dict, timing: dict) -> dict:
+    """Results as a JSON-ready dict. ``full_acc`` is (full seeds, configs); ``proxy_acc[(sel, ratio)]``
+    is (proxy seeds, configs); all accuracies are on evaluation split B."""
+    full_mean = full_acc.mean(0)
+    macs = np.array([space.macs(c, num_classes) for c in configs], dtype=np.float64)
+    params = np.array([space.params(c, num_classes) for c in configs], dtype=np.float64)
+    proxies: dict = {}
+    for (sel, ratio), acc in proxy_acc.items():
+        per_seed = [M.ranking_metrics(full_mean, row) for row in acc]
+        entry = {"accuracy": acc.tolist(), "mean": acc.mean(0).tolist(),
+                 "metrics": {m: M.summarize([p[m] for p in per_seed]) for m in per_seed[0]}}
+        proxies.setdefault(sel, {})[str(ratio)] = entry
+    for sel, by_ratio in proxies.items():  # paired by proxy seed against random
+        for ratio, entry in by_ratio.items():
+            if sel != "random" and "random" in proxies:
+                base = proxies["random"][ratio]["metrics"]
+                entry["vs_random"] = {m: M.paired_difference(entry["metrics"][m]["values"], base[m]["values"])
+                                      for m in ("spearman", "top_half_spearman", "kendall", "regret")}
+    top = M.top_half(full_mean)
+    pairs = list(itertools.combinations(range(len(full_acc)), 2))
+    ceiling = {"spearman": M.noise_ceiling(full_acc),
+               "top_half_spearman": float(np.mean([M.spearman(full_acc[i][top], full_acc[j][top]) for i, j in pairs]))
+               if pairs else math.nan,
+               "seed_pairs": len(pairs)}
+    spread = float(full_mean.max() - full_mean.min())
+    macs_rho = M.spearman(full_mean, macs)
+    return {
+        "benchmark": cfg.benchmark, "space": space.name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "settings": {"selectors": list(cfg.selectors), "ratios": list(cfg.ratios), "full_seeds": cfg.full_seeds,
+                     "proxy_seeds": cfg.proxy_seeds, "recipe": asdict(cfg.recipe), "data": asdict(cfg.data),
+                     "seeds": "full run s: train seed s; proxy run s: draw seed s (every selector), train seed 1000+s"},
+        "data": data_description,
+        "configs": [{"name": c.name, "macs": int(macs[i]), "params": int(params[i]), "full": full_acc[:, i].tolist(),
+                     "full_mean": float(full_mean[i]), "full_std": float(full_acc[:, i].std(ddof=1))
+                     if len(full_acc) > 1 else 0.0} for i, c in enumerate(configs)],
+        "proxies": proxies,
+        "baselines": {"macs": M.ranking_metrics(full_mean, macs), "params": M.ranking_metrics(full_mean, params)},
+        "noise_ceiling": ceiling,
+        "discriminative": {"accuracy_spread_points": 100 * spread, "macs_spearman": macs_rho,
+                           "noise_ceiling": ceiling["spearman"], "configs": len(configs),
+                           "meets_issue3_criteria": bool(spread >= 0.05 and macs_rho <= 0.8
+                                                         and ceiling["spearman"] >= 0.9 and 20 <= len(configs) <= 36)},
+        "selector_notes": notes,
+        "timing": timing,
+    }
+
+
+def write(results: dict, out: Path) -> None:
+    """results.json, the figures and report.md into ``out`` (created if needed)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    full = np.array([c["full_mean"] for c in results["configs"]])
+    for sel, by_ratio in results["proxies"].items():
+        for ratio, entry in by_ratio.items():
+            name = f"pairwise-{sel}-{float(ratio) * 100:g}pct.png"
+            seeds = len(entry["accuracy"])
+            plot_pairwise(full, np.array(entry["mean"]), out / name,
+                          title=f"{sel}, {_pct(float(ratio))} proxy (mean of {seeds} seeds) vs full data")
+            figures.append((f"{sel} {_pct(float(ratio))}", name))
+    plot_scatter(results, out / "scatter.png")
+    (out / "results.json").write_text(json.dumps(_finite(results), indent=1, default=float))
+    (out / "report.md").write_text(write_markdown(results, figures))
+
+
+def _finite(obj):
+    """NaN/inf -> None, recursively, so results.json is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _ms(summary: dict, scale: float = 1.0, digits: int = 3) -> str:
+    m, s = summary["mean"] * scale, summary["std"] * scale
+    return "n/a" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
+    """report.md: data and settings, then Table 1 (configs x full and proxy accuracies, then the
+    correlation rows), the paired difference against random, baselines and noise ceiling."""
+    st, d = r["settings"], r["data"]
+    cols = [(sel, ratio) for ratio in map(str, st["ratios"]) for sel in st["selectors"]]
+    lines = [f"# proxyds evaluate: `{r['benchmark']}` on space `{r['space']}`", "",
+             f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
+             "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
+             f"- evaluation split B: {d['evaluation_B']}", f"- generator: `{json.dumps(d['generator'])}`",
+             f"- training (full and proxy, same epochs): `{json.dumps(st['recipe'])}`",
+             f"- {st['full_seeds']} full-data seeds; {st['proxy_seeds']} proxy seeds per selector and ratio "
+             f"({st['seeds']})", "",
+             "## Table 1: accuracy (%) on split B, mean over seeds", ""]
+    head = ["#", "rank", "config", "MACs", "full"] + [f"{sel} {_pct(float(ratio))}" for sel, ratio in cols]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    full_mean = [c["full_mean"] for c in r["configs"]]
+    best, rank = int(np.argmax(full_mean)), np.empty(len(full_mean), int)
+    rank[np.argsort(-np.asarray(full_mean), kind="stable")] = np.arange(1, len(full_mean) + 1)
+    for i, c in enumerate(r["configs"]):
+        full = f"{100 * c['full_mean']:.1f} ± {100 * c['full_std']:.1f}"
+        cells = [str(i + 1), str(rank[i]), f"`{c['name']}`", f"{c['macs']:,}", f"**{full}**" if i == best else full]
+        for sel, ratio in cols:
+            acc = r["proxies"][sel][ratio]["mean"]
+            cells.append(f"**{100 * acc[i]:.1f}**" if i == int(np.argmax(acc)) else f"{100 * acc[i]:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    for key, label in _ROWS:
+        scale, digits = (100, 2) if key == "regret" else (1, 3)
+        cells = [label, "", "", "", "—"] + [_ms(r["proxies"][sel][ratio]["metrics"][key], scale, digits)
+                                            for sel, ratio in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "rank: the config's rank on the full data (1 = best; the heatmaps' axes). Bold: the best config "
+              "on the full data, and the one each proxy ranks first. Rows below the configs: mean ± std over proxy "
+              "seeds, each seed's proxy accuracies against the mean full accuracy.",
+              "", "## Paired difference against `random` (same seed, same draw uniforms)", "",
+              "| selector | ratio | Δ Spearman (95% CI) | Δ top-half Spearman (95% CI) "
+              "| Δ regret, points (95% CI) |",
+              "|---|---|---|---|---|"]
+    for sel, ratio in cols:
+        vr = r["proxies"][sel][ratio].get("vs_random")
+        if vr:
+            cells = [_diff(vr["spearman"]), _diff(vr["top_half_spearman"]), _diff(vr["regret"], 100, 2)]
+            lines.append(f"| {sel} | {_pct(float(ratio))} | " + " | ".join(cells) + " |")
+    ce = r["noise_ceiling"]
+    lines += ["", "## Zero-cost baselines and noise ceiling", "",
+              "| ranking | Spearman | Kendall τ | top-half Spearman | top-1 kept | regret (points) |",
+              "|---|---|---|---|---|---|"]
+    for name, b in (("rank by MACs", r["baselines"]["macs"]), ("rank by params", r["baselines"]["params"])):
+        lines.append(f"| {name} | {_num(b['spearman'])} | {_num(b['kendall'])} | {_num(b['top_half_spearman'])} | "
+                     f"{int(b['top1_kept'])} | {100 * b['regret']:.2f} |")
+    lines.append(f"| noise ceiling: full seed vs full seed ({ce['seed_pairs']} pairs) | {_num(ce['spearman'])} | | "
+                 f"{_num(ce['top_half_spearman'])} | | |")
+    dd = r["discriminative"]
+    lines += ["", f"Full-data accuracy spread {dd['accuracy_spread_points']:.1f} points; rank-by-MACs Spearman "
+              f"{_num(dd['macs_spearman'])}; noise ceiling {_num(dd['noise_ceiling'])}; {dd['configs']} configs "
+              f"(issue 3's discriminative criteria met: {'yes' if dd['meets_issue3_criteria'] else 'no'}).", ""]
+    if r["selector_notes"]:
+        lines += ["## Selector notes", ""]
+        for sel, note in r["selector_notes"].items():
+            shown = {k: v for k, v in note.items() if k != "class_counts"}
+            if shown:
+                lines.append(f"- `{sel}`: `{json.dumps(shown, default=float)}`")
+        lines.append("")
+    t = r["timing"]
+    lines += ["## Timing", "", f"{t['full_runs']} full-data runs ({t['full_train_seconds']:.0f} s of training, "
+              f"summed over runs), {t['proxy_runs']} proxy runs ({t['proxy_train_seconds']:.0f} s); this invocation "
+              f"trained {t.get('trained_runs', 'n/a')} of them (the rest came from the run cache) in wall-clock "
+              f"seconds {json.dumps(t['wall_seconds'])}.", "", "## Figures", "",
+              "![proxy vs full accuracy](scatter.png)", ""]
+    lines += [f"![pairwise {label}]({name})" for label, name in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _diff(p: dict, scale: float = 1.0, digits: int = 3) -> str:
+    lo, hi = p["ci"]
+    if math.isnan(lo):
+        return f"{scale * p['mean']:+.{digits}f} (n={p['n']})"
+    return f"{scale * p['mean']:+.{digits}f} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pairwise(full: np.ndarray, proxy: np.ndarray, path: Path, title: str) -> None:
+    """Paper Figure 2: config x config, yellow where the proxy orders the pair as the full data
+    does, dark where it flips it. Configs are sorted by full accuracy, best first (index 1);
+    the green box marks the best config's row and column."""
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Rectangle
+
+    order = np.argsort(-full, kind="stable")
+    agree = M.pairwise_agreement(full[order], proxy[order])
+    n = len(full)
+    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=110)
+    ax.imshow(agree, cmap=ListedColormap(["#2b1a4a", "#f5d000"]), vmin=0, vmax=1, interpolation="nearest")
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, [str(i + 1) for i in ticks], fontsize=7)
+    ax.set_yticks(ticks, [str(i + 1) for i in ticks], fontsize=7)
+    for xy, w, h in (((-0.5, -0.5), n, 1), ((-0.5, -0.5), 1, n)):
+        ax.add_patch(Rectangle(xy, w, h, fill=False, edgecolor="#00c040", linewidth=2))
+    kept = agree[np.triu_indices(n, 1)].mean()
+    ax.set_title(f"{title}\n{100 * kept:.0f}% of pairs ordered as on full data, Spearman "
+                 f"{M.spearman(full, proxy):.3f}", fontsize=10)
+    ax.set_xlabel("config rank on full data (1 = best)")
+    ax.set_ylabel("config rank on full data (1 = best)")
+    fig.text(0.5, 0.01, "yellow: same order as full data    dark: order flipped", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_scatter(results: dict, path: Path) -> None:
+    """Proxy accuracy (mean ± std over seeds) against full accuracy: one panel per selector (columns)
+    and ratio (rows); the best full-data config in red."""
+    plt = _plt()
+    st = results["settings"]
+    sels, ratios = st["selectors"], [str(r) for r in st["ratios"]]
+    full = 100 * np.array([c["full_mean"] for c in results["configs"]])
+    best = int(np.argmax(full))
+    fig, axes = plt.subplots(len(ratios), len(sels), figsize=(3.4 * len(sels), 3.1 * len(ratios)), dpi=100,
+                             squeeze=False, sharex=True)
+    for i, ratio in enumerate(ratios):
+        for j, sel in enumerate(sels):
+            ax, entry = axes[i][j], results["proxies"][sel][ratio]
+            acc = 100 * np.array(entry["accuracy"])
+            ax.errorbar(full, acc.mean(0), yerr=acc.std(0), fmt="o", ms=4, color="#1f5fa8", ecolor="#9bb8dc",
+                        elinewidth=1)
+            ax.plot(full[best], acc.mean(0)[best], "o", ms=7, color="#d62728")
+            rho = entry["metrics"]["spearman"]
+            ax.set_title(f"{sel} {_pct(float(ratio))}: Spearman {_ms(rho, digits=2)}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == len(ratios) - 1:
+                ax.set_xlabel("full-data accuracy (%)", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("proxy accuracy (%)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle("Proxy vs full-data accuracy on split B (red: best config on full data)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
