@@ -1,0 +1,66 @@
+"""tools/bench_{scoring,memory,copy}.py: each benchmark's core runs on 64 tiny images and
+returns finite positive numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a benchmark core end to end (about a minute together)
+
+_TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_scoring = _load("bench_scoring")
+bench_memory = _load("bench_memory")
+bench_copy = _load("bench_copy")
+
+
+def _positive(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench-images")
+    return bench_scoring.ensure_data(root, train=64, val=16, classes=4, size=(32, 48), per_shard=16, workers=1)
+
+
+def test_scoring_core(data):
+    rows = bench_scoring.measure(data, workers=(0,), rounds=1, batch_size=16)
+    assert [r["variant"] for r in rows] == ["bare loop", "score_split (collect)", "score_split + NeighborMap"]
+    for r in rows:
+        assert r["examples"] == 64
+        assert _positive(r["throughput"]) and _positive(r["ratio"]) and _positive(r["median_s"])
+
+
+def test_memory_core(data, tmp_path):
+    ckpts = bench_memory.ensure_checkpoints(tmp_path, num_classes=4)
+    assert set(ckpts) == {"lower", "upper"} and all(p.exists() for p in ckpts.values())
+    res = bench_memory.run_build(data, ckpts, workers=0, ratio=0.25)
+    assert _positive(res["max_rss_mib"]) and _positive(res["seconds"])
+    assert res["tree_rss_mib"] >= 0
+
+
+def test_copy_core(data, tmp_path):
+    rows, notes = bench_copy.measure(data, ratios=(0.5,), rounds=1, modes=("warm",), out_root=tmp_path)
+    assert notes["examples"] == 64 and notes["bytes"] > 0
+    assert [r["variant"] for r in rows] == ["raw read (1 MiB blocks)", "_copy_split, ratio 0.5",
+                                            "read_examples only (no write)"]
+    for r in rows:
+        assert _positive(r["mb_s"]) and _positive(r["ex_s"]) and _positive(r["ratio"])
+    assert bench_copy.raw_read([str(p) for p in sorted(data.glob("train-*.tar"))]) == notes["bytes"]
