@@ -127,3 +127,51 @@ def test_missing_data_says_how_to_supply_it(tmp_path, capsys):
     assert main(["build", "imagenet", "--ratio", "0.1", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "imagenet is not downloaded by proxyds; pass --data PATH" in err and "KEY.jpg" in err
+
+
+def test_non_image_bytes_in_an_image_field(imagenet_like, tmp_path):
+    """A .jpg field holding something else: the error names the example; skip counts it."""
+    import io
+    import tarfile
+
+    from proxyds.scan import BadInput
+
+    src = tmp_path / "wds"
+    src.mkdir()
+    for p in sorted((imagenet_like / "wds").glob("*.tar")):
+        (src / p.name).write_bytes(p.read_bytes())
+    shard = src / "train-000000.tar"
+    with tarfile.open(shard) as tf:
+        members = [(m, tf.extractfile(m).read()) for m in tf.getmembers()]
+    victim = next(m.name for m, _ in members if m.name.endswith(".jpg"))
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tf:
+        for m, data in members:
+            data = b"<html>not a picture</html>" if m.name == victim else data
+            m.size = len(data)
+            tf.addfile(m, io.BytesIO(data))
+    key = victim.split(".")[0]
+    with pytest.raises(BadInput, match=rf"train example '{key}' \(shard train-000000.tar\): undecodable input"):
+        build(image_config("imagenet", src, tmp_path / "out"))
+    result = build(image_config("imagenet", src, tmp_path / "skip", on_error="skip"))
+    assert list(result.summary["skipped"]["train"].values()) == [1]
+    manifest = pq.read_table(tmp_path / "skip" / "manifest.parquet").to_pandas()
+    assert len(manifest) == 240 and manifest.set_index("key").loc[key, "status"].startswith("skipped: undecodable")
+
+
+def test_nan_features_are_named(imagenet_like, tmp_path):
+    """A probe whose features come out NaN (a broken checkpoint) stops the build by name."""
+    import torch
+
+    from proxyds.scan import BadInput
+    from proxyds.spaces import resolve_space
+
+    space = resolve_space("tiny_spaces:tiny2d")
+    paths = []
+    for role, name in (("lower", "w4"), ("upper", "w8")):
+        state = space.build(name, 4).state_dict()
+        if role == "upper":
+            state["body.0.weight"] = torch.full_like(state["body.0.weight"], float("nan"))
+        torch.save(state, tmp_path / f"{role}.pt")
+        paths.append(f"{role}={tmp_path / f'{role}.pt'}")
+    with pytest.raises(BadInput, match=r"reference example .*: the probe's features are NaN or infinite"):
+        build(image_config("imagenet", imagenet_like / "wds", tmp_path / "out", probe_checkpoints=tuple(paths)))
