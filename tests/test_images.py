@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool():
+    if "make_synthetic_imagenet" in sys.modules:  # one module object: its workers pickle functions by name
+        return sys.modules["make_synthetic_imagenet"]
     spec = importlib.util.spec_from_file_location("make_synthetic_imagenet", ROOT / "tools" / "make_synthetic_imagenet.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
