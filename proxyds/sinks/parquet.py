@@ -34,6 +34,14 @@ def check_split_name(split: str) -> None:
         )
 
 
+def prepare_split_dir(out_dir: Path, split: str, ext: str) -> None:
+    """Create ``out_dir``; refuse to mix a split's new shards with ones already there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted(out_dir.glob(f"{split}-*.{ext}"))
+    if existing:
+        raise FileExistsError(f"{out_dir} already holds {split!r} shards (e.g. {existing[0].name})")
+
+
 class ParquetShardWriter:
     """Write rows of one split as ``{split}-{i:05d}-of-{n:05d}.parquet`` shards in ``out_dir``.
 
@@ -80,10 +88,7 @@ class ParquetShardWriter:
         self._open = False
 
     def __enter__(self) -> ParquetShardWriter:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.out_dir.glob(f"{self.split}-*.parquet"))
-        if existing:
-            raise FileExistsError(f"{self.out_dir} already holds {self.split!r} shards (e.g. {existing[0].name})")
+        prepare_split_dir(self.out_dir, self.split, "parquet")
         self._open = True
         return self
 

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from proxyds.sinks.parquet import check_split_name
+from proxyds.sinks.parquet import check_split_name, prepare_split_dir
 
 __all__ = ["WdsShardWriter"]
 
@@ -73,10 +73,7 @@ class WdsShardWriter:
         self._open = False
 
     def __enter__(self) -> WdsShardWriter:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.out_dir.glob(f"{self.split}-*.tar"))
-        if existing:
-            raise FileExistsError(f"{self.out_dir} already holds {self.split!r} shards (e.g. {existing[0].name})")
+        prepare_split_dir(self.out_dir, self.split, "tar")
         self._open = True
         return self
 
