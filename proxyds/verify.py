@@ -329,22 +329,18 @@ def _check_proxy_labels(m: dict, selected: np.ndarray, keys: list, summary: dict
 
 
 def _label_field(record: dict) -> str:
-    """The output's label column / tar field, resolved the way ``build.resolve`` and ``write_proxy`` do."""
+    """The output's label column / tar field: as proxy.json records it, else resolved the way
+    ``write_proxy`` does for hf:/wds: sources."""
+    recorded = record.get("output", {}).get("label_column")
+    if recorded:
+        return recorded
     config, summary = record["config"], record["summary"]
     source = "wds" if str(summary.get("source", "")).startswith("wds:") else "hf"
     if summary["format"] == "wds" and source == "hf":
         return "cls"  # row_to_wds_fields writes the label as `cls`
     if summary["format"] == "parquet" and source == "wds":
         return "label"  # wds_fields_to_row names the label column `label`
-    name = config.get("label_column")
-    if name is None and ":" not in str(config.get("dataset", "")):
-        from proxyds.sources import get_preset
-
-        try:
-            name = get_preset(config["dataset"]).label_column
-        except ValueError:
-            name = None
-    return name or ("cls" if source == "wds" else "label")
+    return config.get("label_column") or ("cls" if source == "wds" else "label")
 
 
 def _split_paths(out: Path, record: dict, split: str, report: VerifyReport) -> list[Path] | None:

@@ -14,6 +14,7 @@ import pytest
 from proxyds.build import build
 from proxyds.cli import main
 from proxyds.config import BuildConfig
+from proxyds.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +76,7 @@ def test_imagenet_wds_keeps_original_jpeg_bytes(imagenet_like, tmp_path):
     ds = datasets.load_dataset(str(out))
     assert ds["train"].num_rows == 60 and ds["test"].num_rows == 60
     assert ds["train"][0]["jpg"].size[0] >= 40  # decoded PIL image
+    assert verify(out).ok, verify(out).problems
 
 
 def test_imagenet_hf_to_parquet_keeps_bytes(imagenet_like, tmp_path):
@@ -107,6 +109,7 @@ def test_cifar10_layout(tmp_path):
     assert result.summary["num_selected"] == 40
     ds = datasets.load_dataset(str(out))
     assert ds["train"].features["img"].__class__.__name__ == "Image" and ds["train"].num_rows == 40
+    assert verify(out).ok, verify(out).problems
     raw = ds["train"].cast_column("img", datasets.Image(decode=False))
     src = datasets.load_dataset(str(tmp_path / "c10"), split="train").cast_column("img", datasets.Image(decode=False))
     manifest = pq.read_table(out / "manifest.parquet").to_pandas()
@@ -123,6 +126,7 @@ def test_cifar100_turns_label_reduction_on(tmp_path, capsys):
     assert "label reduction: auto: 100 examples over 100 classes" in printed and "kept 20 classes" in printed
     ds = datasets.load_dataset(str(tmp_path / "p"))
     assert ds["train"].num_rows == 100 and len(ds["train"].features["fine_label"].names) == 20
+    assert verify(tmp_path / "p").ok, verify(tmp_path / "p").problems
 
 
 def test_missing_data_says_how_to_supply_it(tmp_path, capsys):
