@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from proxyds.manifest import MANIFEST_SCHEMA
 from proxyds.sinks.atomic import sha256_file
-from proxyds.verify_shards import bad_member, read_parquet, read_tars
+from proxyds.verify_shards import read_parquet, read_tars
 
 __all__ = ["verify", "VerifyReport"]
 

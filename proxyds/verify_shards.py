@@ -13,7 +13,7 @@ __all__ = ["read_tars", "read_parquet", "bad_member"]
 _MAX_LABEL_BYTES = 64
 
 
-def read_tars(out: Path, paths: list[Path], label_field: str, report: VerifyReport):
+def read_tars(out: Path, paths: list[Path], label_field: str, report):
     """Keys (in order), labels (None when missing) and examples per shard of WebDataset tars;
     None when a tar cannot be read. Every member's name and type is checked on the way."""
     keys, labels, per_shard = [], [], []
