@@ -121,7 +121,7 @@ def _source_key(source, what: str, plan: Plan) -> str | None:
     files = getattr(source, "files", [])
     if not files:
         return None
-    stats = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in files)]
     return fingerprint("scan", what, stats, source.info.label_column, plan.input_column, plan.on_error,
                        plan.config.key_column)
 
@@ -246,8 +246,7 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
         error = err
     bar.close()
     plan.world.raise_together(error)
-    parts = plan.world.gather((positions, preds, outs, skips)) if plan.world.size > 1 else [(positions, preds, outs,
-                                                                                             skips)]
+    parts = plan.world.gather((positions, preds, outs, skips))  # [ours] without torchrun
     for _, _, _, rank_skips in parts:
         for q, reason in rank_skips:
             index.skip(q, reason)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
 from proxyds.importance import DEFAULT_WEIGHTS
 from proxyds.probes import PROBE_HPARAMS
+from proxyds.scan import ON_ERROR
 
 __all__ = ["main"]
 
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--probe", action="append", default=[], metavar="ROLE=PATH", dest="probe_checkpoints",
                    help="load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt "
                         "(a state_dict saved with torch.save; loaded with weights_only=True and shape-checked)")
-    b.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+    b.add_argument("--on-error", choices=ON_ERROR, default="raise",
                    help="raise (default): stop at the first bad example, naming it; skip: leave it out, count it in "
                         "proxy.json and mark it in the manifest's status column")
     b.add_argument("--probe-epochs", type=int, default=PROBE_HPARAMS["epochs"], help="epochs of probe training")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from proxyds.importance import DEFAULT_WEIGHTS, validate_weights
 from proxyds.probes import PROBE_HPARAMS
+from proxyds.scan import ON_ERROR
 
 __all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
 
@@ -76,8 +77,8 @@ class BuildConfig:
                 raise ValueError(f"probe checkpoints must be ROLE=PATH, e.g. upper=ckpt.pt (got {item!r})")
             pairs.append((str(role), str(path)))
         object.__setattr__(self, "probe_checkpoints", tuple(pairs))
-        if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be raise or skip (got {self.on_error!r})")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
         lr_mode = str(self.label_reduction)

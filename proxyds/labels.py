@@ -37,8 +37,10 @@ def reduce_labels(config, labels: np.ndarray, importance: np.ndarray, names, k: 
     label_map = np.full(num, -1, dtype=np.int64)
     label_map[mask] = np.arange(int(mask.sum()))
     applied = not mask.all()
+    if mode == "auto" and not applied:
+        reason = "not needed"
     scores = class_scores(labels, importance, num)
-    return {"mode": mode, "applied": applied, "reason": reason if applied else "not needed" if mode == "auto" else reason,
+    return {"mode": mode, "applied": applied, "reason": reason,
             "kept_classes": [names[c] for c in np.flatnonzero(mask)],
             "dropped_classes": [names[c] for c in np.flatnonzero(~mask)],
             "class_scores": [round(float(x), 6) if np.isfinite(x) else None for x in scores],
