@@ -30,6 +30,8 @@ from proxyds.labels import reduce_labels
 from proxyds.loader import SplitLoader, default_workers
 from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
+from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
+from proxyds.selectors import score_weights
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sinks.atomic import sha256_file
@@ -219,11 +221,12 @@ def load_probe(model: torch.nn.Module, path: Path, what: str) -> None:
 
 
 def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: str, on_features=None):
-    """Every probe's prediction (k, N; -1 where skipped) over a split, and the per-example
-    results of ``on_features(feats)`` (a tuple of arrays, one row per example) as arrays in
-    position order over the split's usable examples. Under torchrun each rank scores its
-    shards and the pieces are gathered, so every rank returns the same arrays."""
-    positions, preds, outs, skips = [], [], [], []
+    """Every probe's prediction (k, N; -1 where skipped) over a split, the positions scored, the
+    per-example results of ``on_features(feats)`` (a tuple of arrays, one row per example) as
+    arrays in position order over the split's usable examples, and every probe's true-label
+    probability and softmax entropy (each (k, N) float32, NaN where skipped). Under torchrun each
+    rank scores its shards and the pieces are gathered, so every rank returns the same arrays."""
+    positions, preds, outs, skips, probs, ents = [], [], [], [], [], []
     bar = progress(total=int(index.ok.sum()), desc=f"score {what}", unit="ex")
     error = None
     try:
@@ -231,7 +234,8 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
             pos = batch.positions
             skips += [(p, r) for p, _, _, r in batch.bad]
             if len(pos):
-                p, feats = score_batch(models, batch.x, feature_model=len(models) - 1, device=device)
+                p, feats, tp, ent = score_batch(models, batch.x, feature_model=len(models) - 1, device=device,
+                                                labels=index.labels[pos])
                 finite = np.isfinite(feats).all(axis=1)
                 for q in pos[~finite]:
                     if plan.on_error == "raise":
@@ -239,6 +243,8 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
                     skips.append((q, "non-finite features"))
                 positions.append(pos[finite])
                 preds.append(p[:, finite])
+                probs.append(tp[:, finite])
+                ents.append(ent[:, finite])
                 if on_features is not None:
                     outs.append(on_features(feats[finite]))
             bar.update(len(batch.positions) + len(batch.bad))
@@ -246,20 +252,24 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
         error = err
     bar.close()
     plan.world.raise_together(error)
-    parts = plan.world.gather((positions, preds, outs, skips))  # [ours] without torchrun
-    for _, _, _, rank_skips in parts:
+    parts = plan.world.gather((positions, preds, outs, skips, probs, ents))  # [ours] without torchrun
+    for rank_skips in (part[3] for part in parts):
         for q, reason in rank_skips:
             index.skip(q, reason)
     pos = np.concatenate([q for part in parts for q in part[0]] or [np.zeros(0, np.int64)])
     order = np.argsort(pos, kind="stable")
     all_preds = np.full((len(models), len(index)), -1, dtype=np.int64)
+    true_prob = np.full((len(models), len(index)), np.nan, dtype=np.float32)
+    entropy = true_prob.copy()
     if len(pos):
         all_preds[:, pos] = np.concatenate([p for part in parts for p in part[1]], axis=1)
+        true_prob[:, pos] = np.concatenate([p for part in parts for p in part[4]], axis=1)
+        entropy[:, pos] = np.concatenate([p for part in parts for p in part[5]], axis=1)
     results = None
     if on_features is not None:
         columns = list(zip(*[o for part in parts for o in part[2]]))
         results = tuple(np.concatenate(c)[order] for c in columns) if columns else None
-    return all_preds, pos[order], results
+    return all_preds, pos[order], results, (true_prob, entropy)
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -286,7 +296,7 @@ def build(config: BuildConfig) -> BuildResult:
         key = fingerprint("ref", probes_key)
         hit = cache.load("score-reference", key)
         if hit is None:
-            ref_preds, scored, out = score_split(plan, plan.reference, ref_idx, models, device, what="reference",
+            ref_preds, scored, out, _ = score_split(plan, plan.reference, ref_idx, models, device, what="reference",
                                                  on_features=lambda f: (f,))
             ref_feats = out[0] if out else np.zeros((0, 1), np.float32)
             if not np.array_equal(scored, np.flatnonzero(ref_idx.ok)):
@@ -305,28 +315,34 @@ def build(config: BuildConfig) -> BuildResult:
         ref_importance = imp.pairwise_importance(pair_cases, config.weights)
         nmap = NeighborMap(config.pca_components, config.neighbors, seed=config.probe_seed).fit(ref_feats)
     with _stage(times, "score_train"):
-        key = fingerprint("train", probes_key, config.pca_components, config.neighbors)
+        key = fingerprint("train-v2", probes_key, config.pca_components, config.neighbors)
         hit = cache.load("score-train", key)
         if hit is None:
             neighbor = np.full(len(train_idx), -1, dtype=np.int64)
             distance = np.full(len(train_idx), np.nan, dtype=np.float32)
-            train_preds, scored, out = score_split(plan, plan.train, train_idx, models, device, what="train",
-                                                   on_features=nmap.query)
+            train_preds, scored, out, (true_prob, entropy) = score_split(
+                plan, plan.train, train_idx, models, device, what="train", on_features=nmap.query)
             if out is not None:
                 neighbor[scored], distance[scored] = out
             if plan.world.main:
-                cache.save("score-train", key, {"preds": train_preds, "neighbor": neighbor,
-                                                "distance": distance, **encode_status(train_idx.status)})
+                cache.save("score-train", key, {"preds": train_preds, "neighbor": neighbor, "distance": distance,
+                                                "true_prob": true_prob, "entropy": entropy,
+                                                **encode_status(train_idx.status)})
         else:
             a = hit[0]
             train_preds, neighbor, distance = a["preds"], a["neighbor"], a["distance"]
+            true_prob, entropy = a["true_prob"], a["entropy"]
             train_idx.status = decode_status(a)
     with _stage(times, "sample"):
         ok = train_idx.ok
         k = proxy_size(config.ratio, int(ok.sum()))
         case = np.zeros(len(train_idx), dtype=np.int8)
         importance = np.zeros(len(train_idx))
-        case[ok], importance[ok] = ref_cases[neighbor[ok]], ref_importance[neighbor[ok]]
+        case[ok] = ref_cases[neighbor[ok]]
+        if config.selector == "probe":
+            importance[ok] = ref_importance[neighbor[ok]]
+        else:
+            importance[ok] = score_weights(config.selector, train_idx.labels[ok], true_prob[:, ok], entropy[:, ok])
         reduction = reduce_labels(config, train_idx.labels[ok], importance[ok], names, k)
         kept = ok.copy()
         kept[ok] = reduction["kept_mask"][train_idx.labels[ok]]
@@ -348,6 +364,8 @@ def build(config: BuildConfig) -> BuildResult:
             "selected": selected, "proxy_label": proxy_label, "status": train_idx.status,
         }
     summary = _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest)
+    summary["selector"] = config.selector
+    summary["proxy_training"] = proxy_training(config.ratio)
     summary["probe_checkpoints"] = [p.name for p in ckpts]
     summary["label_reduction"] = {k: v for k, v in reduction.items() if k not in ("kept_mask", "label_map")}
     summary["classes_without_examples"] = empty
@@ -359,6 +377,12 @@ def build(config: BuildConfig) -> BuildResult:
                         kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
         w.barrier()
     return BuildResult(config.out, summary, times)
+
+
+def proxy_training(ratio: float) -> dict:
+    """The recommended way to train on this proxy (proxyds.recipe.RECOMMENDED), for proxy.json."""
+    return {"recipe": RECOMMENDED.to_json(), "text": RECOMMENDED.describe(),
+            "example": RECOMMENDED.describe(*RECIPE_EXAMPLE, ratio=ratio)}
 
 
 def _counts(values: np.ndarray, n: int, offset: int = 0) -> list[int]:

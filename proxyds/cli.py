@@ -11,6 +11,7 @@ from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
 from proxyds.importance import DEFAULT_WEIGHTS
 from proxyds.probes import PROBE_HPARAMS
 from proxyds.scan import ON_ERROR
+from proxyds.selectors import BUILD_SELECTORS, DEFAULT_SELECTOR
 
 __all__ = ["main"]
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--input-column", default=None, help="column / tar field the probes read (preset's by default)")
     b.add_argument("--key-column", default=None, help="hf column holding a unique key (default: the row index)")
     b.add_argument("--space", default=None, help="search space (see `proxyds spaces`; preset's by default)")
+    b.add_argument("--selector", choices=BUILD_SELECTORS, default=DEFAULT_SELECTOR,
+                   help=f"how train examples are weighted before the draw (default {DEFAULT_SELECTOR}, the best "
+                        "measured; see docs/benchmarks.md): entropy = Na et al.'s entropy-bin weights from the upper "
+                        "probe; probe = the paper's case importance mapped from the reference split; random; "
+                        "class-balanced; easy-soft = class-balanced x the probes' mean true-label probability")
     b.add_argument("--weights", type=_weights, default=DEFAULT_WEIGHTS,
                    help="case weights c1,c2,c3,c4: both correct, both wrong, only the better probe correct, only the "
                         "worse probe correct; higher = more likely kept (default 2,1,6,1 as in the paper)")
@@ -144,6 +150,12 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--batch-size", type=int, default=None, help="training batch size (default 128)")
     e.add_argument("--lr", type=float, default=None, help="Adam peak learning rate, cosine to 0 (default 2e-3)")
     e.add_argument("--weight-decay", type=float, default=None, help="Adam weight decay (default 0)")
+    e.add_argument("--proxy-epoch-scale", type=float, default=None, metavar="F",
+                   help="proxy epochs = full epochs x F (default: the recommended proxy recipe's)")
+    e.add_argument("--proxy-batch-power", type=float, default=None, metavar="P",
+                   help="proxy batch = full batch x ratio^P, P in [0, 1] (default: the recommended recipe's)")
+    e.add_argument("--proxy-lr-batch-power", type=float, default=None, metavar="Q",
+                   help="proxy lr = full lr x (proxy batch / full batch)^Q (default: the recommended recipe's)")
     e.add_argument("--train-size", type=int, default=None, dest="train", metavar="N",
                    help="train = the first N examples of the generator's train pool (default 8000)")
     e.add_argument("--reference-rows", type=_range, default=None, dest="reference", metavar="START:STOP",
@@ -164,7 +176,8 @@ def _evaluate(args) -> int:
 
     fields = {k: getattr(args, k) for k in ("space", "configs", "selectors", "ratios", "full_seeds", "proxy_seeds",
                                             "epochs", "batch_size", "lr", "weight_decay", "train", "reference",
-                                            "evaluation", "workers", "threads", "cache", "device")}
+                                            "evaluation", "workers", "threads", "cache", "device",
+                                            "proxy_epoch_scale", "proxy_batch_power", "proxy_lr_batch_power")}
     fields["generator"] = dict(args.mnist1d) if args.mnist1d else None
     cfg = EvaluateConfig.from_benchmark("tiny" if args.tiny else args.benchmark, args.out, **fields)
     print(format_evaluation(evaluate(cfg), cfg.out))
@@ -188,7 +201,7 @@ def _build(args) -> int:
 
     fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
                                             "train_split", "reference_split", "label_column", "input_column",
-                                            "key_column", "space", "weights", "probes", "label_reduction",
+                                            "key_column", "space", "selector", "weights", "probes", "label_reduction",
                                             "label_intermediate", "min_per_class", "probe_checkpoints", "on_error",
                                             "probe_epochs", "probe_seed",
                                             "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
@@ -216,6 +229,11 @@ def format_summary(s: dict, out, stage_seconds: dict) -> str:
     if red.get("applied"):
         lines.append(f"  label reduction: {red['reason']}; kept {len(red['kept_classes'])} classes, "
                      f"dropped {len(red['dropped_classes'])}")
+    if "selector" in s:
+        lines.append(f"  selector: {s['selector']}")
+    if "proxy_training" in s:
+        lines.append(f"  recommended proxy training: {s['proxy_training']['text']}")
+        lines.append(f"    e.g. {s['proxy_training']['example'].split(': ', 1)[-1]}")
     lines.append("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds.items()))
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ import torch
 
 from proxyds.evaldata import DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model
 from proxyds.probes import pick_device
+from proxyds.recipe import RECOMMENDED, ProxyRecipe
 from proxyds.sampling import draw, proxy_size
 
 __all__ = ["TrainRecipe", "DataSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "load_data", "train_model",
@@ -51,6 +52,7 @@ class _Job:
     seed: int
     subset: np.ndarray | None   # train indices, None = the full train split
     keep_model: bool = False
+    recipe: TrainRecipe | None = None  # None = the harness's (full-data) recipe
 
 
 class Harness:
@@ -83,7 +85,7 @@ class Harness:
     def _path(self, job: _Job) -> Path:
         subset = "full" if job.subset is None else _digest(np.asarray(job.subset, np.int64).tobytes())[:16]
         key = {"v": 1, "data": self._fp, "space": self.space.name, "config": job.config,
-               "recipe": asdict(self.recipe), "subset": subset, "seed": job.seed}
+               "recipe": asdict(job.recipe or self.recipe), "subset": subset, "seed": job.seed}
         return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{_digest(key)[:12]}.json"
 
     def cached(self, job: _Job) -> dict | None:
@@ -98,8 +100,8 @@ class Harness:
         torch.manual_seed(job.seed)
         model = self.space.build(job.config, self.data.num_classes)
         idx = slice(None) if job.subset is None else torch.as_tensor(job.subset, dtype=torch.long)
-        train_model(model, self.data.x_train[idx], self.data.y_train[idx], self.recipe, seed=job.seed,
-                    device=self.device)
+        train_model(model, self.data.x_train[idx], self.data.y_train[idx], job.recipe or self.recipe,
+                    seed=job.seed, device=self.device)
         result = {"config": job.config, "seed": job.seed, "train_examples": len(self.data.y_train[idx]),
                   "accuracy": accuracy(model, self.data.x_eval, self.data.y_eval, device=self.device),
                   "seconds": round(time.perf_counter() - start, 3)}
@@ -190,6 +192,11 @@ BENCHMARKS: dict[str, dict] = {
                       evaluation=(5_000, 15_000)),
         space="cnn1d", recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1),
         full_seeds=3, proxy_seeds=3),
+    "mnist1d-mlp": dict(
+        data=DataSpec({"num_samples": 40_000, "train_split": 0.5, "seed": 7}, train=8_000, reference=(0, 5_000),
+                      evaluation=(5_000, 15_000)),
+        space="mlp1d", recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1),
+        full_seeds=3, proxy_seeds=3),
     "tiny": dict(
         data=DataSpec({"num_samples": 800, "train_split": 0.5, "seed": 42}, train=400, reference=(0, 150),
                       evaluation=(150, 400)),
@@ -219,6 +226,7 @@ class EvaluateConfig:
     full_seeds: int = 3
     proxy_seeds: int = 3
     recipe: TrainRecipe = TrainRecipe()
+    proxy_recipe: ProxyRecipe = RECOMMENDED
     workers: int = 1
     threads: int = 1
     cache: Path | None = None
@@ -244,11 +252,18 @@ class EvaluateConfig:
         if self.configs is not None and len(self.configs) < 2:
             raise ValueError(f"a ranking needs at least 2 configs (got {self.configs!r})")
 
+    def proxy_training(self, ratio: float) -> TrainRecipe:
+        """The recipe a proxy of ``ratio`` trains with: ``proxy_recipe`` applied to ``recipe``."""
+        epochs, batch_size, lr = self.proxy_recipe.apply(self.recipe.epochs, self.recipe.batch_size, self.recipe.lr,
+                                                         ratio)
+        return replace(self.recipe, epochs=epochs, batch_size=batch_size, lr=lr)
+
     @classmethod
     def from_benchmark(cls, name: str, out, **overrides) -> "EvaluateConfig":
         """The benchmark ``name``'s settings, with ``overrides`` (None values ignored): any field,
-        the recipe's (epochs, batch_size, lr, weight_decay) and the data's (train, reference,
-        evaluation, and generator, merged into the benchmark's generator arguments)."""
+        the recipe's (epochs, batch_size, lr, weight_decay), the proxy recipe's (proxy_epoch_scale,
+        proxy_batch_power, proxy_lr_batch_power) and the data's (train, reference, evaluation, and
+        generator, merged into the benchmark's generator arguments)."""
         if name not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
         fields = dict(BENCHMARKS[name], benchmark=name)
@@ -256,6 +271,11 @@ class EvaluateConfig:
             fields.pop("configs", None)  # the benchmark's config names belong to its own space
         recipe = {k: overrides.pop(k) for k in ("epochs", "batch_size", "lr", "weight_decay") if k in overrides}
         fields["recipe"] = replace(fields["recipe"], **{k: v for k, v in recipe.items() if v is not None})
+        prx = {k[len("proxy_"):]: overrides.pop(k) for k in ("proxy_epoch_scale", "proxy_batch_power",
+                                                             "proxy_lr_batch_power") if k in overrides}
+        if any(v is not None for v in prx.values()):
+            base = overrides.get("proxy_recipe") or fields.get("proxy_recipe", RECOMMENDED)
+            overrides["proxy_recipe"] = replace(base, **{k: v for k, v in prx.items() if v is not None})
         data = {k: overrides.pop(k) for k in ("train", "reference", "evaluation", "generator") if k in overrides}
         if data.get("generator"):
             data["generator"] = {**fields["data"].generator, **data["generator"]}
@@ -279,8 +299,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     names = [c.name for c in configs]
     harness = Harness(data, space, cfg.recipe, Path(cfg.cache or cache_dir() / "evaluate"), workers=cfg.workers,
                       threads=cfg.threads, device=cfg.device)
-    probes = {c.name for c in space.probes(2, data.num_classes)}
-    full_jobs = [_Job(n, s, None, keep_model=(s == 0 and n in probes)) for s in range(cfg.full_seeds) for n in names]
+    # seed 0's weights are kept for every config: selectors may use any of them as probes
+    full_jobs = [_Job(n, s, None, keep_model=(s == 0)) for s in range(cfg.full_seeds) for n in names]
     full = harness.run_many(full_jobs, desc="full data")
     t_full = time.perf_counter()
 
@@ -295,12 +315,13 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         notes[sel] = ctx.notes.get(sel, {})
         for ratio in cfg.ratios:
             k = proxy_size(ratio, n_train)
+            recipe = cfg.proxy_training(ratio)
             for s in range(cfg.proxy_seeds):
                 subset = np.flatnonzero(draw(keys, weights, k, seed=s))
                 counts = np.bincount(data.y_train.numpy()[subset], minlength=data.num_classes)
                 notes[sel].setdefault("class_counts", {})[f"{ratio}/{s}"] = counts.tolist()
                 for n in names:
-                    jobs.append(_Job(n, 1000 + s, subset))
+                    jobs.append(_Job(n, 1000 + s, subset, recipe=recipe))
                     where.append((sel, ratio, s, n))
     proxy = harness.run_many(jobs, desc="proxies")
     t_proxy = time.perf_counter()

@@ -97,15 +97,27 @@ def _epochs(model, epoch_batches, opt, sched, epochs: int, bar, desc: str, devic
 
 
 @torch.inference_mode()
-def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model: int,
-                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model: int, device: torch.device,
+                labels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Every probe's predicted class (k, B) and one probe's penultimate features (B, D),
-    in one forward pass per probe. Models must already be on ``device`` in eval mode."""
+    in one forward pass per probe. Models must already be on ``device`` in eval mode.
+
+    With ``labels`` (B,) also every probe's softmax probability of the label and softmax
+    entropy in nats, both (k, B) float32: what the difficulty selectors weigh examples by."""
     x = x.to(device, non_blocking=True)
-    preds, feats = [], None
+    preds, feats, true_prob, entropy = [], None, [], []
     for j, m in enumerate(models):
         f = m.forward_features(x)
-        preds.append(m.forward_head(f).argmax(1))
+        logits = m.forward_head(f).float()
+        preds.append(logits.argmax(1))
+        if labels is not None:
+            logp = torch.log_softmax(logits, dim=1)
+            y = torch.as_tensor(labels, dtype=torch.long, device=logp.device)
+            true_prob.append(logp.gather(1, y[:, None])[:, 0].exp())
+            entropy.append((-(logp.exp() * logp).sum(1)).clamp_min(0))
         if j == feature_model:
             feats = f.float()
-    return torch.stack(preds).cpu().numpy(), feats.cpu().numpy()
+    out = torch.stack(preds).cpu().numpy(), feats.cpu().numpy()
+    if labels is None:
+        return out
+    return out + (torch.stack(true_prob).cpu().numpy(), torch.stack(entropy).cpu().numpy())

@@ -60,7 +60,10 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
     return {
         "benchmark": cfg.benchmark, "space": space.name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "settings": {"selectors": list(cfg.selectors), "ratios": list(cfg.ratios), "full_seeds": cfg.full_seeds,
-                     "proxy_seeds": cfg.proxy_seeds, "recipe": asdict(cfg.recipe), "data": asdict(cfg.data),
+                     "proxy_seeds": cfg.proxy_seeds, "recipe": asdict(cfg.recipe),
+                     "proxy_recipe": cfg.proxy_recipe.to_json(),
+                     "proxy_training": {str(r): asdict(cfg.proxy_training(r)) for r in cfg.ratios},
+                     "data": asdict(cfg.data),
                      "seeds": "full run s: train seed s; proxy run s: draw seed s (every selector), train seed 1000+s"},
         "data": data_description,
         "configs": [{"name": c.name, "macs": int(macs[i]), "params": int(params[i]), "full": full_acc[:, i].tolist(),
@@ -125,7 +128,9 @@ def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
              f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
              "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
              f"- evaluation split B: {d['evaluation_B']}", f"- generator: `{json.dumps(d['generator'])}`",
-             f"- training (full and proxy, same epochs): `{json.dumps(st['recipe'])}`",
+             f"- full-data training: `{json.dumps(st['recipe'])}`",
+             f"- proxy training: `{json.dumps(st.get('proxy_training', st['recipe']))}` "
+             f"(proxy recipe `{json.dumps(st.get('proxy_recipe', {}))}`)",
              f"- {st['full_seeds']} full-data seeds; {st['proxy_seeds']} proxy seeds per selector and ratio "
              f"({st['seeds']})", "",
              "## Table 1: accuracy (%) on split B, mean over seeds", ""]

@@ -23,7 +23,7 @@ from .registry import (
 from .resnet import BKM_GRID, ResNet
 from .efficientnet import EfficientNetCifar
 from .tv_resnet import TorchvisionResNet
-from . import cnn1d  # noqa: F401  (registers the cnn1d space)
+from . import cnn1d, mlp1d  # noqa: F401  (register the cnn1d and mlp1d spaces)
 
 __all__ = [
     "ArchConfig",

@@ -1,0 +1,98 @@
+"""Build selectors: the manifest's importance is exactly the chosen selector's weights, the
+scoring pass's true-label probability and entropy are right, and the recommended proxy
+training recipe is recorded in proxy.json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from proxyds.build import build
+from proxyds.config import BuildConfig
+from proxyds.importance import DEFAULT_WEIGHTS
+from proxyds.probes import score_batch
+from proxyds.recipe import RECOMMENDED
+from proxyds.selectors import BUILD_SELECTORS, DEFAULT_SELECTOR, class_uniform, entropy_bin_weights, score_weights
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def builds(tiny_mnist1d, tmp_path_factory):
+    """The same probes (shared workdir) with the paper's selector and with the default one."""
+    root = tmp_path_factory.mktemp("sel")
+    out = {}
+    for name in ("probe", DEFAULT_SELECTOR):
+        cfg = tiny_config(f"hf:{tiny_mnist1d}", root / name, selector=name, workdir=root / "work", probe_epochs=8, lr=1e-2)
+        out[name] = (build(cfg), pq.read_table(root / name / "manifest.parquet").to_pandas())
+    return out
+
+
+def test_score_batch_true_prob_and_entropy_by_hand():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    model.forward_features, model.forward_head = (lambda x: x.flatten(1)), model[1]
+    x, y = torch.randn(5, 1, 8), np.array([0, 2, 1, 1, 0])
+    preds, feats, tp, ent = score_batch([model.eval()], x, feature_model=0, device=torch.device("cpu"), labels=y)
+    p = torch.softmax(model[1](x.flatten(1)), 1).detach().numpy()
+    np.testing.assert_allclose(tp[0], p[np.arange(5), y], rtol=1e-5)
+    np.testing.assert_allclose(ent[0], -(p * np.log(p)).sum(1), rtol=1e-5)
+    assert preds.shape == (1, 5) and feats.shape == (5, 8)
+
+
+def test_default_build_importance_is_the_entropy_weights_of_the_upper_probe(builds):
+    result, m = builds[DEFAULT_SELECTOR]
+    assert result.summary["selector"] == DEFAULT_SELECTOR == "entropy"
+    assert m["importance"].gt(0).all() and math.isclose(m["keep_prob"].sum(), 1.0, rel_tol=1e-9)
+    # entropy-bin weights: a bin of c examples has weight (max_count - c + 1) / c each, so the
+    # examples sharing a weight w (one bin, or several of equal count) sum to a whole number >= 1
+    for w, n in m["importance"].value_counts().items():
+        assert n * w == pytest.approx(round(n * w), abs=1e-6) and round(n * w) >= 1
+    assert m["importance"].nunique() > 1 and m["selected"].sum() == 48
+
+
+def test_probe_selector_keeps_the_papers_case_importance(builds):
+    _, m = builds["probe"]
+    # two probes: an example's importance is the case weight of its nearest reference example
+    np.testing.assert_allclose(m["importance"], np.asarray(DEFAULT_WEIGHTS)[m["case"] - 1])
+    # both builds share probes and the nearest-reference map, so their cases agree
+    assert (builds["probe"][1]["case"] == builds[DEFAULT_SELECTOR][1]["case"]).all()
+
+
+def test_recommended_training_is_in_proxy_json_and_the_summary(builds):
+    result, _ = builds[DEFAULT_SELECTOR]
+    record = json.loads((result.out / "proxy.json").read_text())
+    training = record["summary"]["proxy_training"]
+    assert training["recipe"] == RECOMMENDED.to_json()
+    assert training["text"] == RECOMMENDED.describe()
+    assert record["config"]["selector"] == DEFAULT_SELECTOR
+
+
+def test_score_weights_by_hand():
+    y = np.array([0, 0, 0, 1])
+    tp = np.array([[0.5, 1.0, 0.0, 0.2], [0.5, 0.0, 1.0, 0.4]])
+    ent = np.array([[0.1, 0.2, 0.3, 0.4], [1e-3, 0.5, 1.0, 2.0]])
+    np.testing.assert_allclose(score_weights("random", y, tp, ent), 1.0)
+    np.testing.assert_allclose(score_weights("class-balanced", y, tp, ent), [1 / 3, 1 / 3, 1 / 3, 1])
+    np.testing.assert_allclose(score_weights("easy-soft", y, tp, ent), [1 / 6, 1 / 6, 1 / 6, 0.3])
+    np.testing.assert_allclose(score_weights("entropy", y, tp, ent), entropy_bin_weights(ent[1]))
+    np.testing.assert_allclose(class_uniform(y, np.array([True, False, True, True])), [0.5, 0, 0.5, 1])
+
+
+def test_score_weights_refuses_unknown_names_and_mismatched_shapes():
+    y, s = np.zeros(3, int), np.ones((2, 3))
+    with pytest.raises(ValueError, match="probe"):
+        score_weights("probe", y, s, s)
+    with pytest.raises(ValueError, match="same examples"):
+        score_weights("random", y, np.ones((2, 4)), np.ones((2, 4)))
+
+
+def test_unknown_build_selector_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"selector must be one of .*'nearest'"):
+        BuildConfig(dataset="mnist1d", out=tmp_path / "o", ratio=0.1, selector="nearest")
+    assert DEFAULT_SELECTOR in BUILD_SELECTORS
