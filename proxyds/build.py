@@ -30,8 +30,8 @@ from proxyds.labels import reduce_labels
 from proxyds.loader import SplitLoader, default_workers
 from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
-from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
 from proxyds.selectors import score_weights
+from proxyds.summary import build_summary, probe_roles, proxy_training
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sinks.atomic import sha256_file
@@ -102,11 +102,6 @@ def resolve(config: BuildConfig) -> Plan:
         raise ValueError("--space is required for a hf:/wds: source; see `proxyds spaces`")
     fmt = config.format or ("wds" if spec.startswith("wds:") else "parquet")
     return Plan(config, spec, train, reference, input_column, resolve_space(space_name), fmt)
-
-
-def probe_roles(k: int) -> list[str]:
-    """Names of k probes in MAC order: lower, probe1, …, upper."""
-    return ["lower", *(f"probe{i}" for i in range(1, k - 1)), "upper"]
 
 
 @contextmanager
@@ -363,7 +358,7 @@ def build(config: BuildConfig) -> BuildResult:
             "neighbor": np.where(ok, ok_ref[np.maximum(neighbor, 0)], -1), "distance": distance,
             "selected": selected, "proxy_label": proxy_label, "status": train_idx.status,
         }
-    summary = _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest)
+    summary = build_summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest)
     summary["selector"] = config.selector
     summary["proxy_training"] = proxy_training(config.ratio)
     summary["probe_checkpoints"] = [p.name for p in ckpts]
@@ -377,35 +372,3 @@ def build(config: BuildConfig) -> BuildResult:
                         kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
         w.barrier()
     return BuildResult(config.out, summary, times)
-
-
-def proxy_training(ratio: float) -> dict:
-    """The recommended way to train on this proxy (proxyds.recipe.RECOMMENDED), for proxy.json."""
-    return {"recipe": RECOMMENDED.to_json(), "text": RECOMMENDED.describe(),
-            "example": RECOMMENDED.describe(*RECIPE_EXAMPLE, ratio=ratio)}
-
-
-def _counts(values: np.ndarray, n: int, offset: int = 0) -> list[int]:
-    return np.bincount(np.asarray(values, np.int64) - offset, minlength=n).tolist()
-
-
-def _summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest) -> dict:
-    space, sel, ok = plan.space, manifest["selected"], train_idx.ok
-    train_acc = (train_preds[:, ok] == train_idx.labels[None, ok]).mean(1).tolist()
-    probes = {role: {"config": c.name, "macs": space.macs(c, len(names)), "params": space.params(c, len(names)),
-                     "reference_accuracy": round(accuracy[j], 6), "train_accuracy": round(train_acc[j], 6)}
-              for j, (role, c) in enumerate(zip(probe_roles(len(probe_cfgs)), probe_cfgs))}
-    roles = probe_roles(len(accuracy))
-    return {
-        "dataset": plan.config.dataset, "source": plan.spec, "space": space.name, "format": plan.format,
-        "num_train": len(train_idx), "num_train_usable": int(ok.sum()), "num_reference": int(ref_idx.ok.sum()),
-        "num_selected": int(sel.sum()), "class_names": list(names), "probes": probes,
-        "probe_ranking": [roles[j] for j in sorted(range(len(accuracy)), key=lambda j: (-accuracy[j], -j))],
-        "cases": {"names": list(imp.CASE_NAMES), "reference": _counts(ref_cases, 4, 1),
-                  "train": _counts(manifest["case"][ok], 4, 1), "selected": _counts(manifest["case"][sel], 4, 1)},
-        "classes": {"train": _counts(train_idx.labels[ok], len(names)),
-                    "reference": _counts(ref_idx.labels[ref_idx.ok], len(names)),
-                    "selected": _counts(train_idx.labels[sel], len(names))},
-        "skipped": {"train": train_idx.skipped_counts(), "reference": ref_idx.skipped_counts(),
-                    "shards": train_idx.shard_errors + ref_idx.shard_errors},
-    }

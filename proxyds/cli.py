@@ -135,14 +135,15 @@ def _evaluate_parser(sub) -> None:
                     "cached, so a rerun or a new selector only trains what is new. Writes results.json, "
                     "report.md and PNG figures to --out.")
     e.add_argument("benchmark", nargs="?", default="mnist1d-cnn", choices=sorted(BENCHMARKS),
-                   help="named setting: mnist1d-cnn (the standard discriminative benchmark, default) or tiny "
-                        "(a smoke run of seconds); the options below override its values")
+                   help="named setting: mnist1d-cnn (the standard discriminative benchmark, default), "
+                        "mnist1d-mlp (the second: another MNIST-1D draw and the mlp1d space) or tiny (a smoke run "
+                        "of seconds); the options below override its values")
     e.add_argument("--out", required=True, help="report directory (results.json, report.md, *.png)")
     e.add_argument("--tiny", action="store_true", help="same as benchmark 'tiny': a CI smoke run")
     e.add_argument("--space", default=None, help="search space (see `proxyds spaces`; default cnn1d)")
     e.add_argument("--configs", type=_csv(str), default=None, help="comma-separated config names (default: all)")
     e.add_argument("--selectors", type=_csv(str), default=None,
-                   help="comma-separated selectors (default: probe,random,class-balanced,entropy)")
+                   help="comma-separated selectors (default: entropy,random,probe,class-balanced)")
     e.add_argument("--ratios", type=_csv(float), default=None, help="comma-separated proxy sizes (default 0.05,0.1)")
     e.add_argument("--full-seeds", type=int, default=None, help="full-data training seeds (default 3)")
     e.add_argument("--proxy-seeds", type=int, default=None, help="draw + training seeds per proxy (default 3)")
@@ -189,6 +190,11 @@ def format_evaluation(r: dict, out) -> str:
     lines = [f"report written to {out} (report.md, results.json, figures)",
              f"  Spearman vs full data (accuracy on split B): noise ceiling {ce['spearman']:.3f}, "
              f"rank by MACs {b['macs']['spearman']:.3f}, rank by params {b['params']['spearman']:.3f}"]
+    training = r["settings"].get("proxy_training", {})
+    if training:
+        lines.append("  proxy training: " + "; ".join(
+            f"{float(ratio) * 100:g}%: {t['epochs']} epochs, batch {t['batch_size']}, lr {t['lr']:.3g}"
+            for ratio, t in training.items()))
     for sel, by_ratio in r["proxies"].items():
         cells = [f"{float(ratio) * 100:g}%: {e['metrics']['spearman']['mean']:.3f} ± "
                  f"{e['metrics']['spearman']['std']:.3f}" for ratio, e in by_ratio.items()]

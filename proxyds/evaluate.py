@@ -205,7 +205,7 @@ BENCHMARKS: dict[str, dict] = {
         recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.1, 0.25), full_seeds=2, proxy_seeds=2),
 }
 
-DEFAULT_SELECTORS = ("probe", "random", "class-balanced", "entropy")
+DEFAULT_SELECTORS = ("entropy", "random", "probe", "class-balanced")  # the build's default first
 
 
 @dataclass(frozen=True)

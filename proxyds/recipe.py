@@ -81,5 +81,7 @@ RECIPE_EXAMPLE = (10, 128, 2e-3)
 #: The full data's recipe unchanged (epochs, batch size and lr alike).
 SAME = ProxyRecipe()
 
-#: Measured best; see docs/benchmarks.md, "Beating random".
-RECOMMENDED = SAME
+#: Measured best (docs/benchmarks-selectors.md): the full data's epochs, so the same compute per
+#: example, with the batch shrunk by the ratio (at least 16) so the proxy also gets the full run's
+#: optimiser steps, and the learning rate scaled by the square root of the batch ratio.
+RECOMMENDED = ProxyRecipe(epoch_scale=1.0, batch_power=1.0, lr_batch_power=0.5, min_batch=16)

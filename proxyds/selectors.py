@@ -200,127 +200,38 @@ def entropy_selector(ctx: SelectionContext, bin_width: float = ENTROPY_BIN_WIDTH
     return entropy_bin_weights(ent, bin_width)
 
 
-# --- difficulty-based selectors (issue 8) -----------------------------------------------------
+# --- committee selectors (issue 8) ------------------------------------------------------------
+# Measured and removed (docs/benchmarks-selectors.md has their numbers; their code is in commit
+# 50c5dbc): easy (class-balanced easiest half), drop-hard (all but the hardest 20%), ccs
+# (coverage-centric strata, Zheng et al. 2023) and entropy-cb (entropy bins within each class).
 
-def committee_true_prob(ctx: SelectionContext, k: int = 3) -> tuple[np.ndarray, list[str]]:
-    """``(n_train, k)``: each train example's softmax probability of its own label under each of
-    the space's ``k`` probes (spread by MACs, trained on the full train split), and their names."""
-    configs = ctx.space.probes(k, ctx.num_classes)
-    y = ctx.y_train.numpy()
-    cols = []
-    for c in configs:
+#: Probes of the committee selectors: this many configs spread over the space by MACs.
+COMMITTEE = 3
+
+
+def committee_true_prob(ctx: SelectionContext, k: int = COMMITTEE) -> np.ndarray:
+    """``(k, n_train)``: every train example's softmax probability of its own label under each of
+    the space's ``k`` probes (spread by MACs, trained on the full train split)."""
+    y = torch.as_tensor(ctx.y_train, dtype=torch.long)
+    rows = []
+    for c in ctx.space.probes(k, ctx.num_classes):
         logits, _ = ctx.predict(ctx.trained(c), ctx.x_train)
-        logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
-        cols.append(np.exp(logp[np.arange(len(y)), y]))
-    return np.stack(cols, axis=1), [c.name for c in configs]
-
-
-def _class_uniform(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Weight 1 / (kept count of its class) on kept examples, 0 elsewhere: equal total per class."""
-    counts = np.bincount(y[keep], minlength=int(y.max()) + 1).astype(np.float64)
-    w = np.zeros(len(y))
-    w[keep] = 1.0 / counts[y[keep]]
-    return w
-
-
-def _within_class_rank(y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Each example's rank quantile in (0, 1] within its class, 1 = highest score."""
-    q = np.zeros(len(y))
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        q[idx[np.argsort(score[idx], kind="stable")]] = np.arange(1, len(idx) + 1) / len(idx)
-    return q
-
-
-def _difficulty_notes(ctx, name, p, probes, w):
-    mean_p = p.mean(1)
-    ctx.notes[name] = {"probes": probes, "true_prob_quantiles": np.quantile(mean_p, [0, .25, .5, .75, 1]).tolist(),
-                       "kept_mean_true_prob": float((mean_p * w).sum() / w.sum())}
-
-
-@register_selector("easy")
-def easy_selector(ctx: SelectionContext, keep: float = 0.5) -> np.ndarray:
-    """Easy examples (Shleifer & Prokop 2019), class-balanced: within each class the ``keep``
-    fraction with the highest mean true-label probability under 3 probes; uniform over those."""
-    p, probes = committee_true_prob(ctx)
-    y = ctx.y_train.numpy()
-    w = _class_uniform(y, _within_class_rank(y, p.mean(1)) > 1 - keep)
-    _difficulty_notes(ctx, "easy", p, probes, w)
-    return w
-
-
-@register_selector("drop-hard")
-def drop_hard_selector(ctx: SelectionContext, drop: float = 0.2) -> np.ndarray:
-    """Class-balanced and uniform over all but the hardest ``drop`` fraction of each class (lowest
-    mean true-label probability under 3 probes: likely noise or mislabelled)."""
-    p, probes = committee_true_prob(ctx)
-    y = ctx.y_train.numpy()
-    w = _class_uniform(y, _within_class_rank(y, p.mean(1)) > drop)
-    _difficulty_notes(ctx, "drop-hard", p, probes, w)
-    return w
-
-
-@register_selector("ccs")
-def ccs_selector(ctx: SelectionContext, drop: float = 0.1, bins: int = 20) -> np.ndarray:
-    """Coverage-centric (Zheng et al., ICLR 2023): drop the hardest ``drop`` fraction by mean
-    committee loss, cut the rest into ``bins`` equal-width loss strata and give every stratum
-    the same total weight (uniform within), so easy and hard strata are covered alike."""
-    p, probes = committee_true_prob(ctx)
-    loss = -np.log(np.clip(p.mean(1), 1e-12, 1.0))
-    keep = loss <= np.quantile(loss, 1 - drop)
-    edges = np.linspace(loss[keep].min(), loss[keep].max(), bins + 1)
-    stratum = np.clip(np.searchsorted(edges, loss, side="right") - 1, 0, bins - 1)
-    counts = np.bincount(stratum[keep], minlength=bins).astype(np.float64)
-    w = np.where(keep, 1.0 / np.maximum(counts[stratum], 1), 0.0)
-    _difficulty_notes(ctx, "ccs", p, probes, w)
-    return w
+        logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)
+        rows.append(logp.gather(1, y[:, None])[:, 0].exp().numpy())
+    return np.stack(rows)
 
 
 @register_selector("easy-soft")
 def easy_soft_selector(ctx: SelectionContext) -> np.ndarray:
-    """Class-balanced, each example weighted by its mean true-label probability under 3 probes."""
-    p, probes = committee_true_prob(ctx)
-    y = ctx.y_train.numpy()
-    w = _class_uniform(y, np.ones(len(y), bool)) * p.mean(1)
-    _difficulty_notes(ctx, "easy-soft", p, probes, w)
-    return w
-
-
-register_selector("easy-25")(lambda ctx: easy_selector(ctx, keep=0.25))
-register_selector("easy-75")(lambda ctx: easy_selector(ctx, keep=0.75))
-
-
-@register_selector("easy-soft-sq")
-def easy_soft_sq_selector(ctx: SelectionContext) -> np.ndarray:
-    """Class-balanced, weighted by the squared mean true-label probability under 3 probes."""
-    p, probes = committee_true_prob(ctx)
-    y = ctx.y_train.numpy()
-    w = _class_uniform(y, np.ones(len(y), bool)) * p.mean(1) ** 2
-    _difficulty_notes(ctx, "easy-soft-sq", p, probes, w)
-    return w
-
-
-def committee_entropy(ctx: SelectionContext, k: int = 3) -> np.ndarray:
-    """Mean softmax entropy of every train example under the space's ``k`` probes."""
-    ents = [softmax_entropy(ctx.predict(ctx.trained(c), ctx.x_train)[0]) for c in ctx.space.probes(k, ctx.num_classes)]
-    return np.mean(ents, axis=0)
-
-
-@register_selector("entropy-cb")
-def entropy_cb_selector(ctx: SelectionContext) -> np.ndarray:
-    """Na et al.'s entropy-bin weights computed within each class, each class's total equal."""
-    upper = ctx.space.probes(2, ctx.num_classes)[1]
-    ent = softmax_entropy(ctx.predict(ctx.trained(upper), ctx.x_train)[0])
-    y = ctx.y_train.numpy()
-    w = np.zeros(len(y))
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        wc = entropy_bin_weights(ent[idx])
-        w[idx] = wc / wc.sum()
-    return w
+    """Easy examples, softly (after Shleifer & Prokop 2019): class-balanced, each example weighted
+    by its mean true-label probability under 3 probes spread by MACs."""
+    p = committee_true_prob(ctx)
+    ctx.notes["easy-soft"] = {"true_prob_quantiles": np.quantile(p.mean(0), [0, .25, .5, .75, 1]).tolist()}
+    return score_weights("easy-soft", ctx.y_train.numpy(), p, np.zeros_like(p))
 
 
 @register_selector("entropy-committee")
-def entropy_committee_selector(ctx: SelectionContext) -> np.ndarray:
-    """Na et al.'s entropy-bin weights over the mean entropy of 3 probes (spread by MACs)."""
-    return entropy_bin_weights(committee_entropy(ctx))
+def entropy_committee_selector(ctx: SelectionContext, k: int = COMMITTEE) -> np.ndarray:
+    """Na et al.'s entropy-bin weights over the mean softmax entropy of 3 probes spread by MACs."""
+    ents = [softmax_entropy(ctx.predict(ctx.trained(c), ctx.x_train)[0]) for c in ctx.space.probes(k, ctx.num_classes)]
+    return entropy_bin_weights(np.mean(ents, axis=0))
