@@ -18,7 +18,7 @@ def table(path: str) -> str:
              + (f", proxy recipe {r['settings'].get('proxy_recipe')}" if r["settings"].get("proxy_recipe") else ""),
              f"MACs {r['baselines']['macs']['spearman']:.3f} / top-half {r['baselines']['macs']['top_half_spearman']:.3f}; "
              f"params {r['baselines']['params']['spearman']:.3f} / {r['baselines']['params']['top_half_spearman']:.3f}; "
-             f"ceiling {r['noise_ceiling']['spearman']:.3f} / {r['noise_ceiling']['top_half_spearman']:.3f}",
+             f"ceiling {r['noise_ceiling']['spearman']:.3f} / {r['noise_ceiling']['top_half_spearman']:.3f}", "",
              "| selector | ratio | Spearman | vs random | >2sd | top-half | vs random | >2sd |",
              "|---|---|---|---|---|---|---|---|"]
     for sel, by_ratio in r["proxies"].items():
