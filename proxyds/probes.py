@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from proxyds.progress import progress
 
-__all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "pick_device"]
+__all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "label_prob_entropy", "pick_device"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,17 @@ def _epochs(model, epoch_batches, opt, sched, epochs: int, bar, desc: str, devic
     return history
 
 
+def label_prob_entropy(logits: torch.Tensor, labels=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Each row's softmax probability of its label (None without ``labels``) and softmax entropy
+    in nats (clamped at 0), in the logits' dtype and device."""
+    logp = torch.log_softmax(logits, dim=1)
+    entropy = (-(logp.exp() * logp).sum(1)).clamp_min(0)
+    if labels is None:
+        return None, entropy
+    y = torch.as_tensor(labels, dtype=torch.long, device=logp.device)
+    return logp.gather(1, y[:, None])[:, 0].exp(), entropy
+
+
 @torch.inference_mode()
 def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model: int, device: torch.device,
                 labels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
@@ -111,10 +122,9 @@ def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model
         logits = m.forward_head(f).float()
         preds.append(logits.argmax(1))
         if labels is not None:
-            logp = torch.log_softmax(logits, dim=1)
-            y = torch.as_tensor(labels, dtype=torch.long, device=logp.device)
-            true_prob.append(logp.gather(1, y[:, None])[:, 0].exp())
-            entropy.append((-(logp.exp() * logp).sum(1)).clamp_min(0))
+            tp, ent = label_prob_entropy(logits, labels)
+            true_prob.append(tp)
+            entropy.append(ent)
         if j == feature_model:
             feats = f.float()
     out = torch.stack(preds).cpu().numpy(), feats.cpu().numpy()

@@ -26,6 +26,7 @@ import torch
 
 from proxyds import importance as imp
 from proxyds.mapping import NeighborMap
+from proxyds.probes import label_prob_entropy
 
 __all__ = ["SelectionContext", "register_selector", "get_selector", "list_selectors", "entropy_bin_weights",
            "softmax_entropy", "class_uniform", "score_weights", "ENTROPY_BIN_WIDTH", "BUILD_SELECTORS",
@@ -165,10 +166,8 @@ def probe_selector(ctx: SelectionContext, weights=imp.DEFAULT_WEIGHTS, pca_compo
 
 
 def softmax_entropy(logits: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of each row's softmax."""
-    z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
-    logp = torch.log_softmax(z, dim=1)
-    return (-(logp.exp() * logp).sum(1)).clamp_min(0).numpy()
+    """Entropy (nats) of each row's softmax, in float64."""
+    return label_prob_entropy(torch.as_tensor(np.asarray(logits, dtype=np.float64)))[1].numpy()
 
 
 def entropy_bin_weights(entropy: np.ndarray, bin_width: float = ENTROPY_BIN_WIDTH, eps: float = 1e-12) -> np.ndarray:
@@ -212,12 +211,10 @@ COMMITTEE = 3
 def committee_true_prob(ctx: SelectionContext, k: int = COMMITTEE) -> np.ndarray:
     """``(k, n_train)``: every train example's softmax probability of its own label under each of
     the space's ``k`` probes (spread by MACs, trained on the full train split)."""
-    y = torch.as_tensor(ctx.y_train, dtype=torch.long)
     rows = []
     for c in ctx.space.probes(k, ctx.num_classes):
         logits, _ = ctx.predict(ctx.trained(c), ctx.x_train)
-        logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)
-        rows.append(logp.gather(1, y[:, None])[:, 0].exp().numpy())
+        rows.append(label_prob_entropy(torch.as_tensor(logits, dtype=torch.float64), ctx.y_train)[0].numpy())
     return np.stack(rows)
 
 

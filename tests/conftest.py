@@ -22,6 +22,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PROXYDS_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture
+def one_thread():
+    """Small models on a shared CPU train far faster on one thread than on contended threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist1d(tmp_path_factory):
     """A 480/120 MNIST-1D dataset as parquet shards (3 train shards of 160 rows)."""

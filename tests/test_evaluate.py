@@ -13,13 +13,7 @@ from proxyds.cli import main
 from proxyds.evaluate import BENCHMARKS, DataSpec, EvaluateConfig, TrainRecipe, train_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models on a shared CPU train far faster on one thread than on contended threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):

@@ -19,13 +19,7 @@ from proxyds.selectors import (
 from proxyds.spaces import get_space
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models on a shared CPU train far faster on one thread than on contended threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _context() -> SelectionContext:
