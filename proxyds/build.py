@@ -34,7 +34,7 @@ from proxyds.selectors import score_weights
 from proxyds.summary import build_summary, probe_roles, proxy_training
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
-from proxyds.sinks.atomic import sha256_file
+from proxyds.sinks.atomic import check_output_dir, sha256_file
 from proxyds.scan import BadInput, SplitIndex, class_names, decode_status, encode_status, scan
 from proxyds.sources import get_preset, open_source
 from proxyds.sources.presets import cache_dir
@@ -113,14 +113,26 @@ def _stage(times: dict, name: str):
     log.info("stage %s done in %.1fs", name, times[name])
 
 
+def input_paths(plan: Plan) -> list[str]:
+    """The input directories (``hf:DIR``, ``wds:DIR``, a preset's data) and files the build reads:
+    OUT must not be, contain or (for a directory) lie inside any of them."""
+    paths = []
+    for source in (plan.train, plan.reference):
+        location = os.path.expanduser(getattr(source, "location", ""))
+        if location and os.path.isdir(location):
+            paths.append(location)
+        paths += list(getattr(source, "files", []))
+    return sorted(set(paths))
+
+
 def _source_key(source, what: str, plan: Plan) -> str | None:
     """Fingerprint of a split's files (path, size, mtime); None when it has no local files."""
     files = getattr(source, "files", [])
     if not files:
         return None
     stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in files)]
-    return fingerprint("scan", what, stats, source.info.label_column, plan.input_column, plan.on_error,
-                       plan.config.key_column)
+    return fingerprint("scan-v2", what, stats, source.info.label_column, plan.input_column, plan.on_error,
+                       plan.config.key_column, list(plan.space.input_shape))
 
 
 def cached_scan(plan: Plan, source, what: str, cache: StageCache) -> tuple[SplitIndex, str]:
@@ -128,24 +140,26 @@ def cached_scan(plan: Plan, source, what: str, cache: StageCache) -> tuple[Split
     hit = cache.load(f"scan-{what}", key) if key else None
     if hit is not None:
         return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
-    index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world)
+    index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world,
+                 input_shape=plan.space.input_shape)
     key = key or fingerprint("scan", what, index.keys, index.labels.tobytes())
     if plan.world.main:
         cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
     return index, key
 
 
-def _loader(plan: Plan, source, index: SplitIndex, what: str, shuffle_seed: int | None = None) -> SplitLoader:
+def _loader(plan: Plan, source, index: SplitIndex, what: str, shuffle_seed: int | None = None,
+            usable: np.ndarray | None = None) -> SplitLoader:
     cfg = plan.config
     workers = default_workers(plan.space.input_shape) if cfg.workers is None else cfg.workers
     return SplitLoader(source, index, what, column=plan.input_column, shape=plan.space.input_shape,
                        on_error=plan.on_error, batch_size=cfg.batch_size, workers=workers,
                        shuffle_seed=shuffle_seed, buffer=PROBE_HPARAMS["shuffle_buffer"],
-                       shards=plan.world.shards(len(index.shards)))
+                       shards=plan.world.shards(len(index.shards)), usable=usable)
 
 
-def _epoch_batches(plan: Plan, index: SplitIndex, seed: int):
-    loader = _loader(plan, plan.train, index, "train", shuffle_seed=seed)
+def _epoch_batches(plan: Plan, index: SplitIndex, seed: int, usable: np.ndarray):
+    loader = _loader(plan, plan.train, index, "train", shuffle_seed=seed, usable=usable)
 
     def epoch(e: int):
         for batch in loader.epoch(e):
@@ -163,6 +177,10 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
     hparams = {"epochs": cfg.probe_epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.probe_seed,
                **{k: PROBE_HPARAMS[k] for k in ("weight_decay", "warmup_steps", "shuffle_buffer")}}
     roles = probe_roles(len(configs))
+    # Every probe streams the examples the scan accepted, whichever probes were trained before
+    # (or loaded on a resume): a bad example found while training one probe is skipped in its
+    # batch, never taken out of the next probe's stream, so a resumed build trains the same.
+    usable = index.ok.copy()
     given = dict(cfg.probe_checkpoints)
     unknown = sorted(set(given) - set(roles))
     if unknown:
@@ -186,8 +204,8 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
             if w.size > 1:
                 net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                                 else None)
-            train_probe(net, _epoch_batches(plan, index, cfg.probe_seed),
-                        steps_per_epoch=math.ceil(int(index.ok.sum()) / (cfg.batch_size * w.size)),
+            train_probe(net, _epoch_batches(plan, index, cfg.probe_seed, usable),
+                        steps_per_epoch=math.ceil(int(usable.sum()) / (cfg.batch_size * w.size)),
                         epochs=cfg.probe_epochs,
                         lr=cfg.lr, weight_decay=PROBE_HPARAMS["weight_decay"],
                         warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}")
@@ -280,6 +298,7 @@ def build(config: BuildConfig) -> BuildResult:
     with _stage(times, "scan"):
         plan = resolve(config)
         plan.world = w
+        check_output_dir(config.out, overwrite=config.overwrite, inputs=input_paths(plan))
         train_idx, train_key = cached_scan(plan, plan.train, "train", cache)
         ref_idx, ref_key = cached_scan(plan, plan.reference, "reference", cache)
         names = class_names(plan.train.info, plan.reference.info, train_idx, ref_idx, plan.on_error)

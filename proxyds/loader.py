@@ -39,10 +39,11 @@ class Batch:
 
 class _Examples(IterableDataset):
     def __init__(self, source, index: SplitIndex, what: str, column: str, shape, on_error: str,
-                 batch_size: int, shuffle_seed: int | None, buffer: int, shards: list[int] | None = None):
+                 batch_size: int, shuffle_seed: int | None, buffer: int, shards: list[int] | None = None,
+                 usable: np.ndarray | None = None):
         self.source, self.what, self.column, self.shape = source, what, column, tuple(shape)
         self.on_error, self.batch_size, self.shuffle_seed, self.buffer = on_error, batch_size, shuffle_seed, buffer
-        self.ok = index.ok
+        self.ok = index.ok if usable is None else usable
         counts = np.bincount(index.shard_ids, minlength=len(index.shards))
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self.shards = list(range(len(self.starts))) if shards is None else list(shards)
@@ -84,14 +85,15 @@ class _Examples(IterableDataset):
 
 class SplitLoader:
     """Iterate a split's usable examples as decoded :class:`Batch` es, checking keys and
-    applying the bad-input rule (raise, or mark the example skipped in ``index``)."""
+    applying the bad-input rule (raise, or mark the example skipped in ``index``).
+    ``usable`` (bool per position) fixes which examples are read, default ``index.ok`` now."""
 
     def __init__(self, source, index: SplitIndex, what: str, *, column: str, shape, on_error: str,
                  batch_size: int, workers: int = 0, shuffle_seed: int | None = None, buffer: int = 10_000,
-                 shards: list[int] | None = None):
+                 shards: list[int] | None = None, usable: np.ndarray | None = None):
         self.index, self.what, self.on_error = index, what, on_error
         self.dataset = _Examples(source, index, what, column, shape, on_error, batch_size, shuffle_seed, buffer,
-                                 shards)
+                                 shards, usable)
         n = len(self.dataset.shards)
         self.workers = min(workers, n) if getattr(source, "worker_safe", True) else 0
 

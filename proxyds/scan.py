@@ -18,6 +18,7 @@ import numpy as np
 
 from proxyds.progress import progress
 from proxyds.sources.base import Example
+from proxyds.sources.decode import check_input
 
 __all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan", "class_names", "BadInput"]
 
@@ -119,11 +120,12 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
             shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
 
 
-def _problem(ex: Example, input_column: str, label_column: str) -> str | None:
+def _problem(ex: Example, input_column: str, label_column: str, input_shape) -> str | None:
     if not isinstance(ex.key, str) or not ex.key:
         return "empty key"
-    if "." in ex.key:
-        return "key contains '.'"
+    for bad, what in ((".", "'.'"), ("/", "'/'"), ("\\", "a backslash"), ("\x00", "a NUL byte")):
+        if bad in ex.key:
+            return f"key contains {what}"
     if ex.label is None:
         return f"no label ({label_column!r} missing)"
     if not isinstance(ex.label, (int, np.integer)) or isinstance(ex.label, bool):
@@ -132,13 +134,18 @@ def _problem(ex: Example, input_column: str, label_column: str) -> str | None:
         return f"negative label {ex.label}"
     if input_column not in ex.payload or ex.payload[input_column] is None:
         return f"no input field {input_column!r}"
+    if input_shape is not None:
+        try:
+            check_input(ex.payload[input_column], input_shape, name=input_column)
+        except Exception as err:  # noqa: BLE001 - PIL, numpy and our checks raise many types
+            return f"undecodable input ({type(err).__name__}: {str(err)[:200]})"
     return None
 
 
-def _scan_shard(source, index: int, start: int, what: str, input_column: str, on_error: str) -> dict:
+def _scan_shard(source, index: int, start: int, what: str, input_column: str, on_error: str, input_shape) -> dict:
     keys, labels, problems, errors = [], [], [], []
     for ex in read_shard(source, index, start, what, on_error, errors):
-        problem = _problem(ex, input_column, source.info.label_column)
+        problem = _problem(ex, input_column, source.info.label_column, input_shape)
         if problem is not None and on_error == "raise":
             raise BadInput(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}; "
                            f"fix the data or pass --on-error skip")
@@ -156,8 +163,13 @@ def _shard_starts(source) -> list[int] | None:
     return None if sizes is None else [int(x) for x in np.concatenate([[0], np.cumsum(sizes)[:-1]])]
 
 
-def scan(source, what: str, *, input_column: str, on_error: str = "raise", world=None) -> SplitIndex:
+def scan(source, what: str, *, input_column: str, on_error: str = "raise", world=None,
+         input_shape=None) -> SplitIndex:
     """One pass over a split's keys, labels and fields, checking them as it goes.
+
+    With ``input_shape`` every input is also checked the way the probes will decode it
+    (:func:`~proxyds.sources.decode.check_input`), so bad input is found here, before any
+    training, and every later pass sees exactly the examples the scan accepted.
 
     Under torchrun (``world``) each rank scans its shards and the results are gathered in
     shard order, so every rank ends with the same index; duplicate keys are found after the
@@ -169,7 +181,8 @@ def scan(source, what: str, *, input_column: str, on_error: str = "raise", world
     records, error, start = [], None, 0
     try:
         for index in progress(shards, desc=f"scan {what}", unit="shard"):
-            rec = _scan_shard(source, index, starts[index] if starts else start, what, input_column, on_error)
+            rec = _scan_shard(source, index, starts[index] if starts else start, what, input_column, on_error,
+                              input_shape)
             start += len(rec["keys"])
             records.append(rec)
     except BadInput as err:
@@ -202,7 +215,11 @@ def scan(source, what: str, *, input_column: str, on_error: str = "raise", world
 
 
 def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_error: str) -> tuple[str, ...]:
-    """Label names from the source's features, else "0".."C-1"; checks both splits against them."""
+    """Label names from the source's features, else "0".."C-1"; checks both splits against them.
+
+    Without names, the number of classes comes from the usable examples only, after train
+    labels absent from the reference split are set aside: with ``skip`` one stray label (a
+    ``.cls`` of 99 in a 10-class set) is skipped and does not widen the class space."""
     names, ref_names = tuple(train_info.class_names), tuple(ref_info.class_names)
     if names and ref_names and names != ref_names:
         diff = next(i for i in range(min(len(names), len(ref_names)) + 1)
@@ -210,21 +227,27 @@ def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_err
         raise BadInput(f"class names differ between the train and reference splits (first at label {diff}: "
                        f"{names[diff] if diff < len(names) else '<none>'!r} vs "
                        f"{ref_names[diff] if diff < len(ref_names) else '<none>'!r})")
-    num = len(names) if names else max(int(train.labels.max()), int(ref.labels.max())) + 1
-    for index, what in ((train, "train"), (ref, "reference")):
-        for pos in np.flatnonzero(index.labels >= num):
-            if on_error == "raise":
-                raise BadInput(f"{what} example {index.keys[pos]!r} (shard {index.shards[index.shard_ids[pos]]}) has "
-                               f"label {index.labels[pos]}, outside the {num} classes 0..{num - 1}")
-            index.skip(pos, f"label {index.labels[pos]} out of range 0..{num - 1}")
-            index.labels[pos] = -1
-    names = names or tuple(str(i) for i in range(num))
+    if names:
+        for index, what in ((train, "train"), (ref, "reference")):
+            _skip_labels(index, what, index.labels >= len(names), on_error, len(names))
     present = lambda ix: set(np.unique(ix.labels[ix.ok]).tolist())  # noqa: E731
     missing = sorted(present(train) - present(ref))
-    if missing and on_error == "skip":
-        for pos in np.flatnonzero(np.isin(train.labels, missing) & train.ok):
-            train.skip(pos, "class absent from the reference split")
-    elif missing:
-        raise BadInput(f"classes {[names[c] for c in missing][:10]} occur in train but not in the reference split; "
+    if missing and on_error == "raise":
+        shown = [names[c] if c < len(names) else str(c) for c in missing][:10]
+        raise BadInput(f"classes {shown} occur in train but not in the reference split; "
                        f"their examples could never be mapped to a reference example of their class")
-    return names
+    for pos in np.flatnonzero(np.isin(train.labels, missing) & train.ok):
+        train.skip(pos, "class absent from the reference split")
+    if names:
+        return names
+    num = max(int(ix.labels[ix.ok].max()) for ix in (train, ref)) + 1
+    return tuple(str(i) for i in range(num))
+
+
+def _skip_labels(index: SplitIndex, what: str, bad: np.ndarray, on_error: str, num: int) -> None:
+    for pos in np.flatnonzero(bad):
+        if on_error == "raise":
+            raise BadInput(f"{what} example {index.keys[pos]!r} (shard {index.shards[index.shard_ids[pos]]}) has "
+                           f"label {index.labels[pos]}, outside the {num} classes 0..{num - 1}")
+        index.skip(pos, f"label {index.labels[pos]} out of range 0..{num - 1}")
+        index.labels[pos] = -1

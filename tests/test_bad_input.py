@@ -110,36 +110,36 @@ NAMES = [str(i) for i in range(10)]
 
 
 def test_label_out_of_range(tmp_path):
-    _write_parquet(tmp_path, "train", [i % 10 for i in range(99)] + [12], NAMES)
-    _write_parquet(tmp_path, "test", [i % 10 for i in range(50)], NAMES)
+    _write_parquet(tmp_path / "src", "train", [i % 10 for i in range(99)] + [12], NAMES)
+    _write_parquet(tmp_path / "src", "test", [i % 10 for i in range(50)], NAMES)
     with pytest.raises(BadInput, match=r"train example 'train-00000099' .* label 12, outside the 10 classes"):
-        build(tiny_config(f"hf:{tmp_path}", tmp_path / "out"))
-    r = build(tiny_config(f"hf:{tmp_path}", tmp_path / "skip", on_error="skip"))
+        build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "out"))
+    r = build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "skip", on_error="skip"))
     assert r.summary["skipped"]["train"] == {"skipped: label 12 out of range 0..9": 1}
 
 
 def test_key_with_dot(tmp_path):
     keys = [f"k{i}" for i in range(100)]
     keys[7] = "k.7"
-    _write_parquet(tmp_path, "train", [i % 10 for i in range(100)], NAMES, keys)
-    _write_parquet(tmp_path, "test", [i % 10 for i in range(50)], NAMES, [f"t{i}" for i in range(50)])
+    _write_parquet(tmp_path / "src", "train", [i % 10 for i in range(100)], NAMES, keys)
+    _write_parquet(tmp_path / "src", "test", [i % 10 for i in range(50)], NAMES, [f"t{i}" for i in range(50)])
     with pytest.raises(BadInput, match=r"train example 'k\.7' .*key contains '\.'"):
-        build(tiny_config(f"hf:{tmp_path}", tmp_path / "out", key_column="id"))
+        build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "out", key_column="id"))
 
 
 def test_class_names_differ_between_splits(tmp_path):
-    _write_parquet(tmp_path, "train", [i % 10 for i in range(100)], NAMES)
-    _write_parquet(tmp_path, "test", [i % 10 for i in range(50)], NAMES[:9] + ["nine"])
+    _write_parquet(tmp_path / "src", "train", [i % 10 for i in range(100)], NAMES)
+    _write_parquet(tmp_path / "src", "test", [i % 10 for i in range(50)], NAMES[:9] + ["nine"])
     with pytest.raises(BadInput, match=r"class names differ .*first at label 9: '9' vs 'nine'"):
-        build(tiny_config(f"hf:{tmp_path}", tmp_path / "out"))
+        build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "out"))
 
 
 def test_class_absent_from_reference_is_skipped_with_skip(tmp_path):
-    _write_parquet(tmp_path, "train", [i % 10 for i in range(100)], NAMES)
-    _write_parquet(tmp_path, "test", [i % 9 for i in range(50)], NAMES)
+    _write_parquet(tmp_path / "src", "train", [i % 10 for i in range(100)], NAMES)
+    _write_parquet(tmp_path / "src", "test", [i % 9 for i in range(50)], NAMES)
     with pytest.raises(BadInput, match=r"classes \['9'\] occur in train but not in the reference split"):
-        build(tiny_config(f"hf:{tmp_path}", tmp_path / "out"))
-    r = build(tiny_config(f"hf:{tmp_path}", tmp_path / "skip", on_error="skip"))
+        build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "out"))
+    r = build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "skip", on_error="skip"))
     assert r.summary["skipped"]["train"] == {"skipped: class absent from the reference split": 10}
 
 

@@ -135,13 +135,13 @@ def _write_split(root: Path, split: str, rows: list[dict]):
 def test_bad_input_is_named(tmp_path, case, match):
     rows = [{"x": [0.0] * 40, "label": i % 10} for i in range(40)]
     if case == "empty":
-        _write_split(tmp_path, "train", [])
-        _write_split(tmp_path, "test", rows)
+        _write_split(tmp_path / "src", "train", [])
+        _write_split(tmp_path / "src", "test", rows)
     else:
-        _write_split(tmp_path, "train", rows)
-        _write_split(tmp_path, "test", [r for r in rows if r["label"] != 3])
+        _write_split(tmp_path / "src", "train", rows)
+        _write_split(tmp_path / "src", "test", [r for r in rows if r["label"] != 3])
     with pytest.raises(ValueError, match=match):
-        build(tiny_config(f"hf:{tmp_path}", tmp_path / "out"))
+        build(tiny_config(f"hf:{tmp_path / 'src'}", tmp_path / "out"))
 
 
 def test_missing_label_column_lists_columns(parquet_build, tmp_path):

@@ -101,13 +101,14 @@ def test_fuzzed_shard_gives_clear_error_or_counted_skips(tiny_mnist1d, tmp_path_
     for pos in rng.integers(0, len(data), size=rng.integers(1, 20)):
         data[pos] = int(rng.integers(256))
     shard.write_bytes(bytes(data))
-    cfg = dict(input_column="x.npy", workdir=src / "work")
+    outs = tmp_path_factory.mktemp(f"fuzz{seed}-out")
+    cfg = dict(input_column="x.npy", workdir=outs / "work")
     try:
-        build(tiny_config(f"wds:{src}", src / "raise", **cfg))
+        build(tiny_config(f"wds:{src}", outs / "raise", **cfg))
     except BadInput as err:
         assert "shard train-000001.tar" in str(err) or "train example" in str(err)
-    result = build(tiny_config(f"wds:{src}", src / "skip", on_error="skip", **cfg))
-    m = pq.read_table(src / "skip" / "manifest.parquet").to_pandas()
+    result = build(tiny_config(f"wds:{src}", outs / "skip", on_error="skip", **cfg))
+    m = pq.read_table(outs / "skip" / "manifest.parquet").to_pandas()
     ok = m["status"] == "ok"
     assert m["status"][~ok].str.startswith("skipped: ").all()
     assert len(m) == result.summary["num_train"] and ok.sum() == result.summary["num_train_usable"]

@@ -13,23 +13,57 @@ import os
 import secrets
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output_dir", "sha256_file"]
+__all__ = ["atomic_output_dir", "check_output_dir", "sha256_file"]
 
 _BLOCK = 1 << 20
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:32] or "host"
 
 
+def check_output_dir(out: str | Path, *, overwrite: bool, inputs: Iterable[str | Path] = (),
+                     marker: str | None = "proxy.json") -> Path:
+    """Refuse, before any work starts, an ``out`` that writing there could harm; returns it resolved.
+
+    ``out`` must not be, contain or lie inside any of ``inputs`` (the input sources' directories
+    and files, symlinks resolved): the atomic rename replaces all of ``out``. An existing ``out``
+    is replaced only with ``overwrite`` and only when it holds ``marker`` (a previous output of
+    the same kind, recognised by its ``proxy.json``), so unrelated data is never deleted. The
+    nearest existing ancestor of ``out`` must let a directory be created in it (tried, not
+    guessed from permission bits), so an unwritable location fails now, not after hours of work.
+    """
+    given = Path(out).expanduser().absolute()
+    real = given.resolve()
+    for source in inputs:
+        src = Path(source).expanduser().resolve()
+        if real == src or real in src.parents:
+            raise ValueError(f"--out {given} would replace the input {src}; choose an output outside the input data")
+        if src.is_dir() and src in real.parents:
+            raise ValueError(f"--out {given} lies inside the input directory {src}; choose an output outside it")
+    if given.exists() or given.is_symlink():
+        if not overwrite:
+            raise FileExistsError(errno.EEXIST, "output directory already exists; pass --overwrite to replace it",
+                                  str(given))
+        if given.is_symlink() or not given.is_dir() or (marker is not None and not (given / marker).is_file()):
+            raise FileExistsError(errno.EEXIST, f"--overwrite only replaces a previous proxyds output (a directory "
+                                  f"holding {marker}); this path is not one, so it is left alone", str(given))
+    ancestor = given.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    _make_sibling(ancestor / given.name, "check").rmdir()
+    return given
+
+
 @contextmanager
-def atomic_output_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(out: str | Path, *, overwrite: bool = False, marker: str | None = None) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out``; rename it to ``out`` on success.
 
     The sibling is ``out.parent / f".{out.name}.tmp-{host}-{pid}-{random}"``, on the same file
     system, so the final rename is atomic. If ``out`` already exists the call fails at
-    entry, before any work, unless ``overwrite`` is true; then the old directory is moved
+    entry, before any work, unless ``overwrite`` is true (and, with ``marker``, the old directory
+    holds that file: only a previous output is ever replaced); then the old directory is moved
     aside, the new one renamed in, and only then the old one deleted. If the body raises,
     the temporary directory is removed and the exception propagates; ``out`` is untouched.
     Temporary siblings of this host whose process no longer runs (a killed build) are removed.
@@ -45,6 +79,9 @@ def atomic_output_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[P
             raise FileExistsError(
                 errno.EEXIST, "output path exists and is not a directory; refusing to replace it", str(out)
             )
+        if marker is not None and not (out / marker).is_file():
+            raise FileExistsError(errno.EEXIST, f"--overwrite only replaces a previous output (a directory holding "
+                                  f"{marker}); this one is not, so it is left alone", str(out))
     _remove_stale_siblings(out)
     tmp = _make_sibling(out, "tmp")
     try:

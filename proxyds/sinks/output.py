@@ -45,7 +45,7 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     if kept_classes is not None and not np.all(kept_classes):
         relabel = _Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
         class_names = relabel.names
-    with atomic_output_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+    with atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json") as tmp:
         data = tmp / "data"
         splits = {
             "train": _copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),

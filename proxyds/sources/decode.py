@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["decode_input", "input_value"]
+__all__ = ["decode_input", "check_input", "input_value"]
 
 
 def input_value(payload: dict[str, Any], column: str, key: str) -> Any:
@@ -39,6 +39,24 @@ def decode_input(value: Any, input_shape: Sequence[int], *, name: str = "") -> n
     if hasattr(value, "convert") and hasattr(value, "size"):  # a PIL image
         return _image(value, shape)
     return _reshape(np.asarray(value, dtype=np.float32), shape, name)
+
+
+def check_input(value: Any, input_shape: Sequence[int], *, name: str = "") -> None:
+    """Raise what :func:`decode_input` would raise for ``value``, cheaply: arrays are decoded
+    whole (NaN, inf, wrong size); an image is opened and its pixel data decoded, a JPEG at
+    1/8 scale, so a truncated or corrupt file is found in the scan, not during training."""
+    shape = tuple(input_shape)
+    raw = value.get("bytes") if isinstance(value, dict) and "bytes" in value else value
+    is_npy = isinstance(raw, (bytes, bytearray)) and name.endswith("npy")
+    if not (isinstance(value, dict) and "bytes" in value) and (is_npy or not isinstance(raw, (bytes, bytearray))):
+        decode_input(value, shape, name=name)
+        return
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise ValueError(f"an image input needs a (C, H, W) search space with C in (1, 3) (got {shape})")
+    img = _open_image(raw, value.get("path") if isinstance(value, dict) else None)
+    if getattr(img, "format", None) == "JPEG":
+        img.draft("RGB" if shape[0] == 3 else "L", (1, 1))
+    img.load()
 
 
 def _reshape(arr: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
