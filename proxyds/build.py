@@ -30,7 +30,7 @@ from proxyds.labels import reduce_labels
 from proxyds.loader import SplitLoader, default_workers
 from proxyds.mapping import NeighborMap
 from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
-from proxyds.selectors import score_weights
+from proxyds.selectors import Scores, get_selector, select_weights
 from proxyds.summary import build_summary, probe_roles, proxy_training
 from proxyds.progress import progress
 from proxyds.sampling import draw, keep_probabilities, proxy_size
@@ -293,6 +293,7 @@ def build(config: BuildConfig) -> BuildResult:
     if config.out.exists() and not config.overwrite:
         raise FileExistsError(f"output directory {config.out} exists; pass --overwrite to replace it")
     device = pick_device(config.device)
+    get_selector(config.selector)  # an unknown selector fails now, not after training
     cache = StageCache(config.workdir or cache_dir() / "work")
     w = world(device)
     with _stage(times, "scan"):
@@ -353,10 +354,9 @@ def build(config: BuildConfig) -> BuildResult:
         case = np.zeros(len(train_idx), dtype=np.int8)
         importance = np.zeros(len(train_idx))
         case[ok] = ref_cases[neighbor[ok]]
-        if config.selector == "probe":
-            importance[ok] = ref_importance[neighbor[ok]]
-        else:
-            importance[ok] = score_weights(config.selector, train_idx.labels[ok], true_prob[:, ok], entropy[:, ok])
+        scores = Scores(train_idx.labels[ok], true_prob[:, ok], entropy[:, ok], ref_importance[neighbor[ok]],
+                        len(names), config.seed)
+        importance[ok] = select_weights(config.selector, scores)
         reduction = reduce_labels(config, train_idx.labels[ok], importance[ok], names, k)
         kept = ok.copy()
         kept[ok] = reduction["kept_mask"][train_idx.labels[ok]]

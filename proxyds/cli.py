@@ -11,7 +11,6 @@ from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
 from proxyds.importance import DEFAULT_WEIGHTS
 from proxyds.probes import PROBE_HPARAMS
 from proxyds.scan import ON_ERROR
-from proxyds.selectors import BUILD_SELECTORS, DEFAULT_SELECTOR
 
 __all__ = ["main"]
 
@@ -47,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--input-column", default=None, help="column / tar field the probes read (preset's by default)")
     b.add_argument("--key-column", default=None, help="hf column holding a unique key (default: the row index)")
     b.add_argument("--space", default=None, help="search space (see `proxyds spaces`; preset's by default)")
-    b.add_argument("--selector", choices=BUILD_SELECTORS, default=DEFAULT_SELECTOR,
-                   help=f"how train examples are weighted before the draw (default {DEFAULT_SELECTOR}, the best "
+    b.add_argument("--selector", default=BuildConfig.selector,
+                   help=f"how train examples are weighted before the draw: a registered selector or module:attr, "
+                        f"a function of proxyds.selectors.Scores (default {BuildConfig.selector}, the best "
                         "measured; see docs/benchmarks.md): entropy = Na et al.'s entropy-bin weights from the upper "
                         "probe; probe = the paper's case importance mapped from the reference split; random; "
                         "class-balanced; easy-soft = class-balanced x the probes' mean true-label probability")

@@ -284,11 +284,38 @@ class EvaluateConfig:
         return cls(out=out, **fields)
 
 
+def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pca_components: int = 64,
+                 seed: int = 0):
+    """The :class:`~proxyds.selectors.Scores` a build computes, from the harness's probes (the
+    space's ``probes`` configs spread by MACs, trained on the full train split with seed 0):
+    what every selector weighs, the same object in build and evaluate."""
+    from proxyds import importance as imp
+    from proxyds.mapping import NeighborMap
+    from proxyds.probes import label_prob_entropy
+    from proxyds.selectors import Scores
+
+    configs = space.probes(probes, data.num_classes)
+    models = [harness.trained(c) for c in configs]
+    y_ref, y = data.y_ref.numpy(), data.y_train.numpy()
+    ref = [predict(m, data.x_ref, device=harness.device) for m in models]
+    train = [predict(m, data.x_train, device=harness.device) for m in models]
+    correct = np.stack([logits.argmax(1) == y_ref for logits, _ in ref], axis=1)
+    accuracy = correct.mean(0).tolist()
+    ref_importance = imp.pairwise_importance(imp.pairwise_cases(correct, accuracy), imp.DEFAULT_WEIGHTS)
+    neighbor, _ = NeighborMap(pca_components, "hnsw", seed=seed).fit(ref[-1][1]).query(train[-1][1])
+    per_probe = [label_prob_entropy(torch.from_numpy(logits), y) for logits, _ in train]
+    scores = Scores(y, np.stack([tp.numpy() for tp, _ in per_probe]), np.stack([e.numpy() for _, e in per_probe]),
+                    ref_importance[neighbor], data.num_classes, seed)
+    notes = {"probes": [c.name for c in configs], "reference_accuracy": accuracy,
+             "neighbour_label_agreement": float((y == y_ref[neighbor]).mean())}
+    return scores, notes
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Train every config on the full data and on every proxy, compute the ranking metrics and
     write the report (results.json, report.md, figures) to ``cfg.out``; returns the results."""
     from proxyds import report
-    from proxyds.selectors import SelectionContext, get_selector
+    from proxyds.selectors import select_weights
     from proxyds.sources.presets import cache_dir
     from proxyds.spaces import get_space
 
@@ -305,14 +332,11 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     t_full = time.perf_counter()
 
     n_train, keys = len(data.y_train), [str(i) for i in range(len(data.y_train))]
+    scores, probe_notes = probe_scores(harness, data, space)
     notes, jobs, where = {}, [], []
     for sel in cfg.selectors:
-        ctx = SelectionContext(data.x_train, data.y_train, data.x_ref, data.y_ref, data.num_classes, space,
-                               trained=harness.trained, predict=lambda m, x: predict(m, x, device=harness.device))
-        weights = np.asarray(get_selector(sel)(ctx), dtype=np.float64)
-        if weights.shape != (n_train,) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"selector {sel!r} must return {n_train} finite weights >= 0, not all zero")
-        notes[sel] = ctx.notes.get(sel, {})
+        weights = select_weights(sel, scores)
+        notes[sel] = dict(probe_notes)
         for ratio in cfg.ratios:
             k = proxy_size(ratio, n_train)
             recipe = cfg.proxy_training(ratio)

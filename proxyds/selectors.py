@@ -1,97 +1,100 @@
-"""Selectors: ways to weight the train split before a proxy is drawn from it.
+"""Selectors: how the usable train examples are weighted before a proxy is drawn from them.
 
-A selector returns one finite, non-negative weight per train example (**higher = more likely
-kept**); the harness then draws the proxy with :func:`proxyds.sampling.draw` (exact size
-``proxy_size(ratio, n)``, weighted, without replacement, seeded), so every selector is drawn
-the same way and only its weights differ. Register new ones with ``@register_selector``
-(the timm ``@register_model`` pattern):
+ONE registry serves ``proxyds build`` and ``proxyds evaluate``: a selector is a function
+``fn(scores: Scores) -> weights`` returning one finite, non-negative weight per usable train
+example (**higher = more likely kept**); the proxy is then drawn with
+:func:`proxyds.sampling.draw` (exact size, weighted, without replacement, seeded), so every
+selector is drawn the same way and only its weights differ. :class:`Scores` is what the
+build's scoring pass measured (the harness computes the same object from its probes).
+
+Register your own with ``@register_selector`` (the timm ``@register_model`` pattern), or pass
+``--selector mypkg.sel:my_selector`` (a function taking :class:`Scores`) to build or evaluate:
 
 >>> @register_selector("my-selector")
-... def my_selector(ctx: SelectionContext) -> np.ndarray:
-...     return np.ones(len(ctx.y_train))
+... def my_selector(scores: Scores) -> np.ndarray:
+...     return np.ones(len(scores.labels))
 
-Built in: ``probe`` (the paper), ``random``, ``class-balanced`` and ``entropy`` (Na et al.,
-IJCAI 2021).
+Built in: ``entropy`` (Na et al., IJCAI 2021; the default), ``probe`` (the paper),
+``random``, ``class-balanced``, ``easy-soft`` and ``entropy-committee``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import logging
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from proxyds import importance as imp
-from proxyds.mapping import NeighborMap
-from proxyds.probes import label_prob_entropy
+from proxyds.registry import Registry
 
-__all__ = ["SelectionContext", "register_selector", "get_selector", "list_selectors", "entropy_bin_weights",
-           "softmax_entropy", "class_uniform", "score_weights", "ENTROPY_BIN_WIDTH", "BUILD_SELECTORS",
-           "DEFAULT_SELECTOR"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Scores", "register_selector", "get_selector", "list_selectors", "select_weights", "entropy_bin_weights",
+           "class_uniform", "ENTROPY_BIN_WIDTH", "DEFAULT_SELECTOR", "SELECTORS"]
 
 #: Width of the histogram bins over log-entropy (natural log) in the ``entropy`` selector.
 ENTROPY_BIN_WIDTH = 0.5
 
-
-@dataclass
-class SelectionContext:
-    """What a selector may look at: the train split and reference split A as tensors, the
-    search space, and ``trained(config)``, which returns that config trained on the full
-    train split (cached by the harness). ``notes`` collects what a selector wants reported."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_ref: torch.Tensor
-    y_ref: torch.Tensor
-    num_classes: int
-    space: object
-    trained: Callable[[object], torch.nn.Module]
-    predict: Callable[[torch.nn.Module, torch.Tensor], tuple[np.ndarray, np.ndarray]]
-    seed: int = 0
-    notes: dict = field(default_factory=dict)
-
-
-Selector = Callable[[SelectionContext], np.ndarray]
-_SELECTORS: dict[str, Selector] = {}
-
-
-def register_selector(name: str) -> Callable[[Selector], Selector]:
-    """Decorator registering ``fn(ctx) -> weights`` under ``name`` (once)."""
-    if not isinstance(name, str) or not name or any(ch.isspace() for ch in name):
-        raise ValueError(f"selector name must be a non-empty string without spaces (got {name!r})")
-
-    def decorator(fn: Selector) -> Selector:
-        if name in _SELECTORS:
-            raise ValueError(f"selector {name!r} is already registered")
-        _SELECTORS[name] = fn
-        return fn
-
-    return decorator
-
-
-def get_selector(name: str) -> Selector:
-    """The selector ``name``; an unknown name's error lists the known ones."""
-    if name not in _SELECTORS:
-        raise ValueError(f"unknown selector {name!r}; known: {', '.join(list_selectors())}")
-    return _SELECTORS[name]
-
-
-def list_selectors(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered selectors matching the fnmatch ``pattern``."""
-    return [n for n in sorted(_SELECTORS) if fnmatch.fnmatchcase(n, pattern)]
-
-
-#: Selectors ``proxyds build`` can run: ``probe`` is the paper's; the others weigh each train
-#: example by its label and the probes' outputs on it (:func:`score_weights`).
-BUILD_SELECTORS = ("entropy", "probe", "random", "class-balanced", "easy-soft")
-
 #: What ``proxyds build`` uses unless told otherwise: the best measured (docs/benchmarks.md).
 DEFAULT_SELECTOR = "entropy"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the scoring pass measured on the N usable train examples, in split order.
+
+    ``true_prob`` and ``entropy`` are (k, N): every probe's softmax probability of the label
+    and softmax entropy (nats), probes sorted by MACs (the last is the upper, most expensive
+    one). ``importance`` (N,) is the paper's case importance each example inherits from its
+    nearest reference example. ``seed`` is the draw's seed, for selectors that randomise."""
+
+    labels: np.ndarray
+    true_prob: np.ndarray
+    entropy: np.ndarray
+    importance: np.ndarray
+    num_classes: int
+    seed: int = 0
+
+    def __post_init__(self):
+        n = len(self.labels)
+        for name in ("true_prob", "entropy"):
+            value = np.atleast_2d(np.asarray(getattr(self, name)))
+            if value.ndim != 2 or value.shape[1] != n:
+                raise ValueError(f"Scores.{name} must be (k probes, {n} examples) (got shape {value.shape})")
+            object.__setattr__(self, name, value)
+        if np.shape(self.importance) != (n,):
+            raise ValueError(f"Scores.importance must have one value per example ({n}), got {np.shape(self.importance)}")
+
+
+Selector = Callable[[Scores], np.ndarray]
+SELECTORS: Registry[Selector] = Registry("selector")
+register_selector = SELECTORS.register
+list_selectors = SELECTORS.names
+
+
+def get_selector(spec: str) -> Selector:
+    """A registered selector's name, or ``module:attr`` naming a function of :class:`Scores`."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"selector must be a registered name or module:attr (got {spec!r})")
+    if ":" not in spec:
+        return SELECTORS.get(spec)
+    module, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"selector {spec!r}: cannot import {attr!r} from {module!r} ({err})") from err
+    if not callable(fn) or isinstance(fn, type):
+        raise ValueError(f"selector {spec!r} is a {type(fn).__name__}, not a function taking Scores")
+    return fn
+
+
+def select_weights(spec: str, scores: Scores) -> np.ndarray:
+    """The selector's weights, checked: one finite value >= 0 per example, not all zero."""
+    w = np.asarray(get_selector(spec)(scores), dtype=np.float64)
+    n = len(scores.labels)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"selector {spec!r} must return {n} finite weights >= 0, not all zero "
+                         f"(got shape {w.shape})")
+    return w
 
 
 def class_uniform(labels: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
@@ -103,71 +106,6 @@ def class_uniform(labels: np.ndarray, keep: np.ndarray | None = None) -> np.ndar
     w = np.zeros(len(y))
     w[keep] = 1.0 / counts[y[keep]]
     return w
-
-
-def score_weights(name: str, labels: np.ndarray, true_prob: np.ndarray, entropy: np.ndarray) -> np.ndarray:
-    """Weights of the build selector ``name`` (not ``probe``, which maps reference importance)
-    from every usable train example's label (N,) and every probe's true-label probability and
-    softmax entropy ((k, N); the last probe is the upper one, the most expensive by MACs)."""
-    labels = np.asarray(labels)
-    true_prob, entropy = np.atleast_2d(true_prob), np.atleast_2d(entropy)
-    if true_prob.shape[1:] != labels.shape or entropy.shape != true_prob.shape:
-        raise ValueError(f"labels {labels.shape}, true_prob {true_prob.shape} and entropy {entropy.shape} "
-                         "must cover the same examples")
-    if name == "random":
-        return np.ones(len(labels))
-    if name == "class-balanced":
-        return class_uniform(labels)
-    if name == "entropy":
-        return entropy_bin_weights(entropy[-1])
-    if name == "easy-soft":
-        return class_uniform(labels) * true_prob.mean(0)
-    raise ValueError(f"selector must be one of {', '.join(BUILD_SELECTORS)} for a build (got {name!r})")
-
-
-@register_selector("random")
-def random_selector(ctx: SelectionContext) -> np.ndarray:
-    """Uniform: every example weight 1, so the seeded draw is a plain random subset."""
-    return np.ones(len(ctx.y_train), dtype=np.float64)
-
-
-@register_selector("class-balanced")
-def class_balanced(ctx: SelectionContext) -> np.ndarray:
-    """Equal total weight per class present, uniform within a class (weight 1 / class count)."""
-    return class_uniform(ctx.y_train.numpy())
-
-
-@register_selector("probe")
-def probe_selector(ctx: SelectionContext, weights=imp.DEFAULT_WEIGHTS, pca_components: int = 64) -> np.ndarray:
-    """The paper (Park 2019, Algorithm 1): the space's cheapest and most expensive configs by
-    MACs, trained on the full train split, are the probes; each example of reference split A
-    gets its case importance (c1..c4 = 2, 1, 6, 1); every train example inherits the
-    importance of its nearest A example in the upper probe's PCA-reduced features."""
-    configs = ctx.space.probes(2, ctx.num_classes)
-    models = [ctx.trained(c) for c in configs]
-    ref_out = [ctx.predict(m, ctx.x_ref) for m in models]
-    y_ref = ctx.y_ref.numpy()
-    correct = np.stack([logits.argmax(1) == y_ref for logits, _ in ref_out], axis=1)
-    acc = correct.mean(0).tolist()
-    cases = imp.probe_cases(correct, acc)
-    ref_importance = imp.case_importance(cases, weights)
-    _, train_feats = ctx.predict(models[1], ctx.x_train)
-    nmap = NeighborMap(pca_components, "hnsw", seed=ctx.seed).fit(ref_out[1][1])
-    neighbor, _ = nmap.query(train_feats)
-    labels_agree = float((ctx.y_train.numpy() == y_ref[neighbor]).mean())
-    ctx.notes["probe"] = {
-        "probes": {"lower": configs[0].name, "upper": configs[1].name},
-        "reference_accuracy": {"lower": acc[0], "upper": acc[1]},
-        "cases_on_A": dict(zip(imp.CASE_NAMES, np.bincount(cases - 1, minlength=4).tolist())),
-        "neighbour_label_agreement": labels_agree,
-    }
-    log.info("probe selector: %s", ctx.notes["probe"])
-    return ref_importance[neighbor]
-
-
-def softmax_entropy(logits: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of each row's softmax, in float64."""
-    return label_prob_entropy(torch.as_tensor(np.asarray(logits, dtype=np.float64)))[1].numpy()
 
 
 def entropy_bin_weights(entropy: np.ndarray, bin_width: float = ENTROPY_BIN_WIDTH, eps: float = 1e-12) -> np.ndarray:
@@ -187,48 +125,45 @@ def entropy_bin_weights(entropy: np.ndarray, bin_width: float = ENTROPY_BIN_WIDT
     return bin_weight[bins] / counts[bins]
 
 
+@register_selector("random")
+def random_selector(scores: Scores) -> np.ndarray:
+    """Uniform: every example weight 1, so the seeded draw is a plain random subset."""
+    return np.ones(len(scores.labels), dtype=np.float64)
+
+
+@register_selector("class-balanced")
+def class_balanced(scores: Scores) -> np.ndarray:
+    """Equal total weight per class present, uniform within a class (weight 1 / class count)."""
+    return class_uniform(scores.labels)
+
+
+@register_selector("probe")
+def probe_selector(scores: Scores) -> np.ndarray:
+    """The paper (Park 2019, Algorithm 1): each example's case importance (c1..c4 = 2, 1, 6, 1
+    by default), inherited from its nearest reference example in the upper probe's features."""
+    return np.asarray(scores.importance, dtype=np.float64)
+
+
 @register_selector("entropy")
-def entropy_selector(ctx: SelectionContext, bin_width: float = ENTROPY_BIN_WIDTH) -> np.ndarray:
-    """Na et al. (IJCAI 2021): the upper probe's (most expensive config's) softmax entropy of
-    every train example, weighted by :func:`entropy_bin_weights`."""
-    upper = ctx.space.probes(2, ctx.num_classes)[1]
-    logits, _ = ctx.predict(ctx.trained(upper), ctx.x_train)
-    ent = softmax_entropy(logits)
-    ctx.notes["entropy"] = {"probe": upper.name, "bin_width": bin_width,
-                            "entropy_quantiles": np.quantile(ent, [0, 0.25, 0.5, 0.75, 1]).tolist()}
-    return entropy_bin_weights(ent, bin_width)
-
-
-# --- committee selectors (issue 8) ------------------------------------------------------------
-# Measured and removed (docs/benchmarks-selectors.md has their numbers; their code is in commit
-# 50c5dbc): easy (class-balanced easiest half), drop-hard (all but the hardest 20%), ccs
-# (coverage-centric strata, Zheng et al. 2023) and entropy-cb (entropy bins within each class).
-
-#: Probes of the committee selectors: this many configs spread over the space by MACs.
-COMMITTEE = 3
-
-
-def committee_true_prob(ctx: SelectionContext, k: int = COMMITTEE) -> np.ndarray:
-    """``(k, n_train)``: every train example's softmax probability of its own label under each of
-    the space's ``k`` probes (spread by MACs, trained on the full train split)."""
-    rows = []
-    for c in ctx.space.probes(k, ctx.num_classes):
-        logits, _ = ctx.predict(ctx.trained(c), ctx.x_train)
-        rows.append(label_prob_entropy(torch.as_tensor(logits, dtype=torch.float64), ctx.y_train)[0].numpy())
-    return np.stack(rows)
+def entropy_selector(scores: Scores) -> np.ndarray:
+    """Na et al. (IJCAI 2021): the upper probe's softmax entropy of every example, weighted by
+    :func:`entropy_bin_weights` (rare confidences, very sure and very unsure, are favoured)."""
+    return entropy_bin_weights(scores.entropy[-1])
 
 
 @register_selector("easy-soft")
-def easy_soft_selector(ctx: SelectionContext) -> np.ndarray:
+def easy_soft_selector(scores: Scores) -> np.ndarray:
     """Easy examples, softly (after Shleifer & Prokop 2019): class-balanced, each example weighted
-    by its mean true-label probability under 3 probes spread by MACs."""
-    p = committee_true_prob(ctx)
-    ctx.notes["easy-soft"] = {"true_prob_quantiles": np.quantile(p.mean(0), [0, .25, .5, .75, 1]).tolist()}
-    return score_weights("easy-soft", ctx.y_train.numpy(), p, np.zeros_like(p))
+    by the probes' mean softmax probability of its label."""
+    return class_uniform(scores.labels) * scores.true_prob.mean(0)
 
 
 @register_selector("entropy-committee")
-def entropy_committee_selector(ctx: SelectionContext, k: int = COMMITTEE) -> np.ndarray:
-    """Na et al.'s entropy-bin weights over the mean softmax entropy of 3 probes spread by MACs."""
-    ents = [softmax_entropy(ctx.predict(ctx.trained(c), ctx.x_train)[0]) for c in ctx.space.probes(k, ctx.num_classes)]
-    return entropy_bin_weights(np.mean(ents, axis=0))
+def entropy_committee_selector(scores: Scores) -> np.ndarray:
+    """Na et al.'s entropy-bin weights over the probes' mean softmax entropy."""
+    return entropy_bin_weights(scores.entropy.mean(0))
+
+
+# Measured and removed (docs/benchmarks-selectors.md has their numbers; their code is in commit
+# 50c5dbc): easy (class-balanced easiest half), drop-hard (all but the hardest 20%), ccs
+# (coverage-centric strata, Zheng et al. 2023) and entropy-cb (entropy bins within each class).

@@ -17,7 +17,7 @@ from proxyds.config import BuildConfig
 from proxyds.importance import DEFAULT_WEIGHTS
 from proxyds.probes import score_batch
 from proxyds.recipe import RECOMMENDED
-from proxyds.selectors import BUILD_SELECTORS, DEFAULT_SELECTOR, class_uniform, entropy_bin_weights, score_weights
+from proxyds.selectors import DEFAULT_SELECTOR, Scores, class_uniform, entropy_bin_weights, list_selectors, select_weights
 
 from conftest import tiny_config
 
@@ -73,26 +73,41 @@ def test_recommended_training_is_in_proxy_json_and_the_summary(builds):
     assert record["config"]["selector"] == DEFAULT_SELECTOR
 
 
-def test_score_weights_by_hand():
+def test_selector_weights_by_hand():
     y = np.array([0, 0, 0, 1])
     tp = np.array([[0.5, 1.0, 0.0, 0.2], [0.5, 0.0, 1.0, 0.4]])
     ent = np.array([[0.1, 0.2, 0.3, 0.4], [1e-3, 0.5, 1.0, 2.0]])
-    np.testing.assert_allclose(score_weights("random", y, tp, ent), 1.0)
-    np.testing.assert_allclose(score_weights("class-balanced", y, tp, ent), [1 / 3, 1 / 3, 1 / 3, 1])
-    np.testing.assert_allclose(score_weights("easy-soft", y, tp, ent), [1 / 6, 1 / 6, 1 / 6, 0.3])
-    np.testing.assert_allclose(score_weights("entropy", y, tp, ent), entropy_bin_weights(ent[1]))
+    scores = Scores(y, tp, ent, np.array([2.0, 1.0, 6.0, 1.0]), 2)
+    np.testing.assert_allclose(select_weights("random", scores), 1.0)
+    np.testing.assert_allclose(select_weights("class-balanced", scores), [1 / 3, 1 / 3, 1 / 3, 1])
+    np.testing.assert_allclose(select_weights("easy-soft", scores), [1 / 6, 1 / 6, 1 / 6, 0.3])
+    np.testing.assert_allclose(select_weights("entropy", scores), entropy_bin_weights(ent[1]))
+    np.testing.assert_allclose(select_weights("probe", scores), [2.0, 1.0, 6.0, 1.0])
     np.testing.assert_allclose(class_uniform(y, np.array([True, False, True, True])), [0.5, 0, 0.5, 1])
 
 
-def test_score_weights_refuses_unknown_names_and_mismatched_shapes():
+def test_scores_refuse_mismatched_shapes():
     y, s = np.zeros(3, int), np.ones((2, 3))
-    with pytest.raises(ValueError, match="probe"):
-        score_weights("probe", y, s, s)
-    with pytest.raises(ValueError, match="same examples"):
-        score_weights("random", y, np.ones((2, 4)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="true_prob"):
+        Scores(y, np.ones((2, 4)), s, np.ones(3), 2)
+    with pytest.raises(ValueError, match="importance"):
+        Scores(y, s, s, np.ones(4), 2)
 
 
-def test_unknown_build_selector_is_refused_by_name(tmp_path):
-    with pytest.raises(ValueError, match=r"selector must be one of .*'nearest'"):
-        BuildConfig(dataset="mnist1d", out=tmp_path / "o", ratio=0.1, selector="nearest")
-    assert DEFAULT_SELECTOR in BUILD_SELECTORS
+def test_unknown_build_selector_is_refused_by_name_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown selector 'nearest'; known: .*entropy"):
+        build(BuildConfig(dataset="mnist1d", out=tmp_path / "o", ratio=0.1, selector="nearest",
+                          workdir=tmp_path / "work"))
+    assert not (tmp_path / "work").exists()
+    with pytest.raises(ValueError, match="selector must be"):
+        BuildConfig(dataset="mnist1d", out=tmp_path / "o", ratio=0.1, selector="two words")
+    assert DEFAULT_SELECTOR in list_selectors()
+
+
+def test_user_selector_module_attr_drives_the_build(tiny_mnist1d, tmp_path):
+    cfg = tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out", selector="plugins.tiny_selector:favour_class_zero")
+    result = build(cfg)
+    m = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pandas()
+    ok = m["status"] == "ok"
+    np.testing.assert_allclose(m.loc[ok, "importance"], np.where(m.loc[ok, "label"] == 0, 3.0, 1.0))
+    assert result.summary["selector"] == "plugins.tiny_selector:favour_class_zero"

@@ -5,35 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from proxyds.evaluate import predict
 from proxyds.selectors import (
-    SelectionContext,
+    Scores,
     entropy_bin_weights,
     get_selector,
     list_selectors,
     register_selector,
-    softmax_entropy,
+    select_weights,
 )
-from proxyds.spaces import get_space
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _context() -> SelectionContext:
-    """60 train / 40 reference random signals, 3 classes; probes are untrained (seeded) models."""
-    g = torch.Generator().manual_seed(0)
-    space = get_space("cnn1d")
-    y = torch.tensor([0] * 30 + [1] * 20 + [2] * 10)
-
-    def trained(config):
-        torch.manual_seed(0)
-        return space.build(config, 3).eval()
-
-    return SelectionContext(torch.randn(60, 1, 40, generator=g), y, torch.randn(40, 1, 40, generator=g),
-                            torch.arange(40) % 3, 3, space, trained=trained, predict=lambda m, x: predict(m, x))
+def _scores() -> Scores:
+    """60 train examples of 3 classes, 2 probes with random (seeded) probabilities and entropies."""
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 30 + [1] * 20 + [2] * 10)
+    return Scores(y, rng.uniform(0.01, 1, (2, 60)), rng.uniform(0.0, 1.1, (2, 60)),
+                  rng.choice([2.0, 1.0, 6.0, 1.0], 60), 3, seed=0)
 
 
 def test_builtins_are_registered():
@@ -43,16 +31,15 @@ def test_builtins_are_registered():
 
 @pytest.mark.parametrize("name", list_selectors())
 def test_every_selector_gives_valid_weights(name):
-    ctx = _context()
-    w = np.asarray(get_selector(name)(ctx))
+    w = select_weights(name, _scores())
     assert w.shape == (60,)
     assert np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0
 
 
 def test_class_balanced_gives_each_class_equal_total_weight():
-    ctx = _context()
-    w = get_selector("class-balanced")(ctx)
-    y = ctx.y_train.numpy()
+    scores = _scores()
+    w = get_selector("class-balanced")(scores)
+    y = scores.labels
     totals = [w[y == c].sum() for c in range(3)]
     assert totals == pytest.approx([1.0, 1.0, 1.0])
     for c in range(3):
@@ -60,7 +47,12 @@ def test_class_balanced_gives_each_class_equal_total_weight():
 
 
 def test_random_is_uniform():
-    assert np.ptp(get_selector("random")(_context())) == 0
+    assert np.ptp(get_selector("random")(_scores())) == 0
+
+
+def test_probe_is_the_inherited_case_importance():
+    scores = _scores()
+    np.testing.assert_array_equal(get_selector("probe")(scores), scores.importance)
 
 
 def test_entropy_bins_by_hand():
@@ -82,22 +74,24 @@ def test_entropy_handles_zero_entropy_and_rejects_bad_input():
         entropy_bin_weights(np.array([np.nan]))
 
 
-def test_softmax_entropy():
-    ent = softmax_entropy(np.array([[0.0, 0.0], [100.0, 0.0]]))
-    assert ent == pytest.approx([np.log(2), 0.0], abs=1e-9)
+def test_user_selector_by_module_attr():
+    w = select_weights("plugins.tiny_selector:favour_class_zero", _scores())
+    assert (w[:30] == 3).all() and (w[30:] == 1).all()
+    with pytest.raises(ValueError, match="cannot import"):
+        get_selector("plugins.tiny_selector:nothing_here")
+    with pytest.raises(ValueError, match="not a function"):
+        get_selector("plugins.tiny_selector:NOT_A_FUNCTION")
 
 
-def test_probe_selector_records_its_cases():
-    ctx = _context()
-    get_selector("probe")(ctx)
-    note = ctx.notes["probe"]
-    assert sum(note["cases_on_A"].values()) == 40
-    lower, upper = ctx.space.probes(2, 3)
-    assert note["probes"] == {"lower": lower.name, "upper": upper.name}
+def test_bad_weights_are_refused_by_name():
+    with pytest.raises(ValueError, match="'plugins.tiny_selector:all_zero' must return 60 finite weights"):
+        select_weights("plugins.tiny_selector:all_zero", _scores())
+    with pytest.raises(ValueError, match="must be \\(k probes, 60 examples\\)"):
+        Scores(np.zeros(60, int), np.ones((2, 59)), np.ones((2, 60)), np.ones(60), 3)
 
 
 def test_unknown_and_duplicate_names():
     with pytest.raises(ValueError, match="unknown selector 'nope'; known: .*class-balanced.*random"):
         get_selector("nope")
     with pytest.raises(ValueError, match="already registered"):
-        register_selector("random")(lambda ctx: None)
+        register_selector("random")(lambda scores: None)
