@@ -1,4 +1,4 @@
-"""Command line: a thin layer over the library (``proxyds.build``, ``proxyds.spaces``, …)."""
+"""Command line: a thin layer over the library (``proxyds.pipeline.build``, ``proxyds.spaces``, …)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
-from proxyds.importance import DEFAULT_WEIGHTS
-from proxyds.probes import PROBE_HPARAMS
-from proxyds.scan import ON_ERROR
+from proxyds.selection.importance import DEFAULT_WEIGHTS
+from proxyds.pipeline.probes import PROBE_HPARAMS
+from proxyds.pipeline.scan import ON_ERROR
 
 __all__ = ["main"]
 
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--space", default=None, help="search space (see `proxyds spaces`; preset's by default)")
     b.add_argument("--selector", default=BuildConfig.selector,
                    help=f"how train examples are weighted before the draw: a registered selector or module:attr, "
-                        f"a function of proxyds.selectors.Scores (default {BuildConfig.selector}, the best "
+                        f"a function of proxyds.selection.selectors.Scores (default {BuildConfig.selector}, the best "
                         "measured; see docs/benchmarks.md): entropy = Na et al.'s entropy-bin weights from the upper "
                         "probe; probe = the paper's case importance mapped from the reference split; random; "
                         "class-balanced; easy-soft = class-balanced x the probes' mean true-label probability")
@@ -123,7 +123,7 @@ def _keyvalue(text: str) -> tuple[str, float]:
 
 
 def _evaluate_parser(sub) -> None:
-    from proxyds.evaluate import BENCHMARKS
+    from proxyds.harness.evaluate import BENCHMARKS
 
     e = sub.add_parser(
         "evaluate", help="check whether proxies keep a search space's architecture ranking",
@@ -173,7 +173,7 @@ def _evaluate_parser(sub) -> None:
 
 
 def _evaluate(args) -> int:
-    from proxyds.evaluate import EvaluateConfig, evaluate
+    from proxyds.harness.evaluate import EvaluateConfig, evaluate
 
     fields = {k: getattr(args, k) for k in ("space", "configs", "selectors", "ratios", "full_seeds", "proxy_seeds",
                                             "epochs", "batch_size", "lr", "weight_decay", "train", "reference",
@@ -203,7 +203,7 @@ def format_evaluation(r: dict, out) -> str:
 
 
 def _build(args) -> int:
-    from proxyds.build import build
+    from proxyds.pipeline.build import build
 
     fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
                                             "train_split", "reference_split", "label_column", "input_column",
@@ -256,7 +256,7 @@ def _spaces(_args) -> int:
 
 
 def _datasets(_args) -> int:
-    from proxyds.sources import get_preset, list_presets
+    from proxyds.presets import get_preset, list_presets
 
     for name in list_presets():
         p = get_preset(name)
@@ -265,7 +265,7 @@ def _datasets(_args) -> int:
 
 
 def _verify(args) -> int:
-    from proxyds.verify import verify
+    from proxyds.verifier.check import verify
 
     report = verify(args.out)
     for problem in report.problems:

@@ -6,9 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from proxyds.importance import DEFAULT_WEIGHTS, validate_weights
-from proxyds.probes import PROBE_HPARAMS
-from proxyds.scan import ON_ERROR
+from proxyds.selection.importance import DEFAULT_WEIGHTS, validate_weights
+from proxyds.pipeline.probes import PROBE_HPARAMS
+from proxyds.pipeline.scan import ON_ERROR
 
 __all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
 
@@ -37,7 +37,7 @@ class BuildConfig:
     input_column: str | None = None
     key_column: str | None = None
     space: str | None = None
-    selector: str = "entropy"             # a registered selector (proxyds.selectors) or module:attr
+    selector: str = "entropy"             # a registered selector (proxyds.selection.selectors) or module:attr
     weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
     probes: int = 2                       # k probes spread over the space by MACs (2: cheapest + most expensive)
     label_reduction: str = "auto"         # auto | off | N (keep the N highest-scoring classes)
@@ -79,7 +79,7 @@ class BuildConfig:
             pairs.append((str(role), str(path)))
         object.__setattr__(self, "probe_checkpoints", tuple(pairs))
         if not isinstance(self.selector, str) or not self.selector or any(c.isspace() for c in self.selector):
-            raise ValueError(f"selector must be a registered selector name (see proxyds.selectors) or "
+            raise ValueError(f"selector must be a registered selector name (see proxyds.selection.selectors) or "
                              f"module:attr (got {self.selector!r})")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")

@@ -1,7 +1,7 @@
 """The manifest: one row per ORIGINAL train example, so every input example is accounted for.
 
 Columns: ``index`` (position in the train split), ``key``, ``shard`` (source file), ``label``,
-``case`` (1..4 of its nearest reference example, see :mod:`proxyds.importance`),
+``case`` (1..4 of its nearest reference example, see :mod:`proxyds.selection.importance`),
 ``importance`` (higher = more likely kept), ``keep_prob`` (importance / sum, sums to 1),
 ``neighbor`` (index of the nearest reference example), ``distance`` (squared L2 in PCA
 space), ``selected`` (in the proxy) and ``proxy_label`` (its label in the proxy after label

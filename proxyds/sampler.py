@@ -8,7 +8,7 @@ on a new proxy each epoch without writing one. The global draw depends only on
 
 1. draw ``num_samples`` usable rows (status ``ok`` and ``keep_prob > 0``): without
    replacement by Efraimidis–Spirakis keys over ``hash_uniforms(keys, seed')`` with ``seed'``
-   derived from (seed, epoch) (:mod:`proxyds.sampling`), so a row's fate depends on its key,
+   derived from (seed, epoch) (:mod:`proxyds.selection.sampling`), so a row's fate depends on its key,
    not on its position; with replacement by ``np.random.default_rng((seed, epoch)).choice``;
 2. shuffle the drawn set with the same generator;
 3. rank ``r`` of ``w`` takes positions ``r::w``. When ``w`` does not divide the total, like
@@ -35,8 +35,8 @@ import pyarrow as pa
 import torch
 from torch.utils.data import Sampler
 
-from .manifest import read_manifest
-from .sampling import hash_uniforms, proxy_size, weighted_topk
+from proxyds.manifest import read_manifest
+from proxyds.selection.sampling import hash_uniforms, proxy_size, weighted_topk
 
 __all__ = ["ManifestSampler", "select_manifest", "select_keys"]
 

@@ -36,7 +36,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_mnist1d(tmp_path_factory):
     """A 480/120 MNIST-1D dataset as parquet shards (3 train shards of 160 rows)."""
-    from proxyds.sources.presets import materialize_mnist1d
+    from proxyds.presets import materialize_mnist1d
 
     return materialize_mnist1d(TINY_MNIST1D, root=tmp_path_factory.mktemp("mnist1d"), rows_per_shard=160)
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from proxyds.build import build
-from proxyds.scan import BadInput
+from proxyds.pipeline.build import build
+from proxyds.pipeline.scan import BadInput
 
 from conftest import tiny_config, write_wds_copy
 
@@ -144,7 +144,7 @@ def test_class_absent_from_reference_is_skipped_with_skip(tmp_path):
 
 
 def test_tiny_ratio_warns_which_classes_get_nothing(tiny_mnist1d, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="proxyds.build"):
+    with caplog.at_level(logging.WARNING, logger="proxyds.pipeline.build"):
         r = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out", ratio=0.01))
     assert r.summary["num_selected"] == 5 and len(r.summary["classes_without_examples"]) >= 5
     assert "without any example" in caplog.text and r.summary["classes_without_examples"][0] in caplog.text

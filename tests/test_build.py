@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from proxyds.build import build
+from proxyds.pipeline.build import build
 from proxyds.sinks import sha256_file
 
 from conftest import tiny_config

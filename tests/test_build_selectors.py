@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from proxyds.build import build
+from proxyds.pipeline.build import build
 from proxyds.config import BuildConfig
-from proxyds.importance import DEFAULT_WEIGHTS
-from proxyds.probes import score_batch
+from proxyds.selection.importance import DEFAULT_WEIGHTS
+from proxyds.pipeline.probes import score_batch
 from proxyds.recipe import RECOMMENDED
-from proxyds.selectors import DEFAULT_SELECTOR, Scores, class_uniform, entropy_bin_weights, list_selectors, select_weights
+from proxyds.selection.selectors import DEFAULT_SELECTOR, Scores, class_uniform, entropy_bin_weights, list_selectors, select_weights
 
 from conftest import tiny_config
 

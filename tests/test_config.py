@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from proxyds.config import BuildConfig
-from proxyds.importance import DEFAULT_WEIGHTS
-from proxyds.probes import PROBE_HPARAMS
+from proxyds.selection.importance import DEFAULT_WEIGHTS
+from proxyds.pipeline.probes import PROBE_HPARAMS
 
 
 def _config(tmp_path: Path, **overrides) -> BuildConfig:

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from proxyds.build import build
-from proxyds.sources.presets import materialize_mnist1d
+from proxyds.pipeline.build import build
+from proxyds.presets import materialize_mnist1d
 
 from conftest import TINY_MNIST1D, tiny_config
 

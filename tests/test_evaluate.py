@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from proxyds.cli import main
-from proxyds.evaluate import BENCHMARKS, DataSpec, EvaluateConfig, TrainRecipe, train_model
+from proxyds.harness.evaluate import BENCHMARKS, DataSpec, EvaluateConfig, TrainRecipe, train_model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +48,7 @@ def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):
 
 
 def test_runs_are_cached_and_reused(tmp_path, monkeypatch):
-    from proxyds import evaluate as ev
+    from proxyds.harness import evaluate as ev
     from proxyds.spaces import get_space
 
     g = torch.Generator().manual_seed(0)

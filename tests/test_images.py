@@ -11,10 +11,10 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from proxyds.build import build
+from proxyds.pipeline.build import build
 from proxyds.cli import main
 from proxyds.config import BuildConfig
-from proxyds.verify import verify
+from proxyds.verifier.check import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_non_image_bytes_in_an_image_field(imagenet_like, tmp_path):
     import io
     import tarfile
 
-    from proxyds.scan import BadInput
+    from proxyds.pipeline.scan import BadInput
 
     src = tmp_path / "wds"
     src.mkdir()
@@ -168,7 +168,7 @@ def test_nan_features_are_named(imagenet_like, tmp_path):
     """A probe whose features come out NaN (a broken checkpoint) stops the build by name."""
     import torch
 
-    from proxyds.scan import BadInput
+    from proxyds.pipeline.scan import BadInput
     from proxyds.spaces import resolve_space
 
     space = resolve_space("tiny_spaces:tiny2d")

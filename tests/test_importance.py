@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from proxyds.importance import CASE_NAMES, DEFAULT_WEIGHTS, case_importance, probe_cases, validate_weights
+from proxyds.selection.importance import CASE_NAMES, DEFAULT_WEIGHTS, case_importance, probe_cases, validate_weights
 
 # One row per combination; columns are (probe 0 correct, probe 1 correct).
 FOUR_ROWS = np.array([[1, 1], [0, 0], [1, 0], [0, 1]], dtype=bool)
@@ -165,7 +165,7 @@ def test_bad_weights(weights, shown):
 
 
 # --- k probes ------------------------------------------------------------------------------
-from proxyds.importance import dominant_case, pairwise_cases, pairwise_importance  # noqa: E402
+from proxyds.selection.importance import dominant_case, pairwise_cases, pairwise_importance  # noqa: E402
 
 
 @pytest.mark.parametrize("accuracy", [(0.5, 0.6), (0.7, 0.6), (0.6, 0.6)])

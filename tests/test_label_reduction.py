@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from proxyds.build import build
-from proxyds.sampling import class_scores
+from proxyds.pipeline.build import build
+from proxyds.selection.sampling import class_scores
 
 from conftest import tiny_config
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from proxyds.mapping import NeighborMap
+from proxyds.selection.mapping import NeighborMap
 
 METHODS = ["hnsw", "exact"]
 COMPONENTS = [None, 8]  # d = 32 below: None keeps all 32 dims, 8 fits a PCA

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from proxyds import metrics as M
+from proxyds.harness import metrics as M
 
 FULL = np.array([0.90, 0.80, 0.70, 0.60, 0.50])
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from proxyds.evaluate import EvaluateConfig
+from proxyds.harness.evaluate import EvaluateConfig
 from proxyds.recipe import RECOMMENDED, SAME, ProxyRecipe
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from proxyds.build import build
-from proxyds.scan import BadInput
+from proxyds.pipeline.build import build
+from proxyds.pipeline.scan import BadInput
 
 from conftest import tiny_config, write_wds_copy
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from proxyds import sampling
-from proxyds.sampling import draw, hash_uniforms, keep_probabilities, proxy_size, weighted_topk
+from proxyds.selection import sampling
+from proxyds.selection.sampling import draw, hash_uniforms, keep_probabilities, proxy_size, weighted_topk
 
 
 def _keys(n: int, prefix: str = "ex") -> list[str]:
@@ -277,7 +277,7 @@ def test_keep_probabilities_rejects_negative_importance():
 
 
 # --- label reduction -----------------------------------------------------------------------
-from proxyds.sampling import class_scores, keep_classes  # noqa: E402
+from proxyds.selection.sampling import class_scores, keep_classes  # noqa: E402
 
 
 def test_class_scores_are_mean_importance_and_empty_classes_rank_last():

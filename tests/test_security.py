@@ -40,8 +40,8 @@ def test_pickled_checkpoint_is_refused(tmp_path):
 
     import torch
 
-    from proxyds.build import load_probe
-    from proxyds.scan import BadInput
+    from proxyds.pipeline.build import load_probe
+    from proxyds.pipeline.scan import BadInput
     from proxyds.spaces import get_space
 
     class Evil:

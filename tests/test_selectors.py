@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from proxyds.selectors import (
+from proxyds.selection.selectors import (
     Scores,
     entropy_bin_weights,
     get_selector,

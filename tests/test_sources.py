@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from proxyds.sources import open_source
-from proxyds.sources.presets import materialize_mnist1d
+from proxyds.presets import materialize_mnist1d
 
 
 def test_hf_source_keys_shards_and_order(tiny_mnist1d):

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from proxyds.build import build
+from proxyds.pipeline.build import build
 from proxyds.cli import main
 from proxyds.sinks import sha256_file
-from proxyds.verify import verify
+from proxyds.verifier.check import verify
 
 from conftest import tiny_config
 

@@ -1,6 +1,6 @@
 """Copy pass ÷ raw sequential read of the input shards (goal: >= 0.7).
 
-Copy pass: ``proxyds.sinks.output._copy_split`` as ``build`` runs it for the train split,
+Copy pass: ``proxyds.pipeline.write._copy_split`` as ``build`` runs it for the train split,
 WebDataset in → WebDataset out: it streams EVERY input example (``read_examples``, checking
 keys against the scan) and writes the selected ones, original bytes, into even shards.
 Baseline: read every byte of every input train tar sequentially in 1 MiB blocks
@@ -79,9 +79,9 @@ class Copier:
     """A resolved wds→wds plan and the scanned train split, ready to run ``_copy_split``."""
 
     def __init__(self, data: Path, out_root: Path):
-        from proxyds.build import resolve
+        from proxyds.pipeline.build import resolve
         from proxyds.config import BuildConfig
-        from proxyds.scan import class_names, scan
+        from proxyds.pipeline.scan import class_names, scan
 
         self.out_root = out_root
         cfg = BuildConfig(dataset="imagenet", data=str(data), out=out_root / "unused", ratio=0.1, format="wds",
@@ -101,7 +101,7 @@ class Copier:
 
     def copy(self, keep: np.ndarray) -> int:
         """Run the copy pass into a fresh directory; returns bytes written (the directory is removed)."""
-        from proxyds.sinks.output import _copy_split
+        from proxyds.pipeline.write import _copy_split
 
         out = Path(tempfile.mkdtemp(prefix="copy-", dir=self.out_root))
         try:
@@ -113,7 +113,7 @@ class Copier:
             shutil.rmtree(out, ignore_errors=True)
 
     def parse(self) -> int:
-        from proxyds.scan import read_examples
+        from proxyds.pipeline.scan import read_examples
 
         return sum(1 for _ in read_examples(self.plan.train, "train", "raise"))
 

@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per process, the same for both runs (default 1: process scaling alone)")
     args = p.parse_args()
-    from proxyds.sources.presets import MNIST1D_ARGS, materialize_mnist1d
+    from proxyds.presets import MNIST1D_ARGS, materialize_mnist1d
     data = args.data or str(materialize_mnist1d(MNIST1D_ARGS))
     root = Path(tempfile.mkdtemp(prefix="bench-dist-"))
     # probes once, shared by every timed run

@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from proxyds.importance import DEFAULT_WEIGHTS
-from proxyds.mapping import HNSW_DEFAULTS, NeighborMap
+from proxyds.selection.importance import DEFAULT_WEIGHTS
+from proxyds.selection.mapping import HNSW_DEFAULTS, NeighborMap
 
 log = logging.getLogger("bench_neighbors")
 

@@ -1,6 +1,6 @@
 """Scoring pass ÷ bare loop: how much of the decode + forward speed ``build`` keeps.
 
-Candidate: ``proxyds.build.score_split`` over the train split of synthetic ImageNet-like
+Candidate: ``proxyds.pipeline.build.score_split`` over the train split of synthetic ImageNet-like
 WebDataset shards, both probes, with its bookkeeping (``SplitLoader`` positions and key
 checks, bad-input rule, finite check, scatter of predictions by position, and the
 ``on_features`` callback). Two callbacks are measured:
@@ -116,11 +116,11 @@ class Scorer:
     """The build's side: a resolved plan, the scanned train index, the probes, and a fitted map."""
 
     def __init__(self, data: Path, space: str, *, batch_size: int, workers: int, device: str):
-        from proxyds.build import resolve, score_split
+        from proxyds.pipeline.build import resolve, score_split
         from proxyds.config import BuildConfig
-        from proxyds.mapping import NeighborMap
-        from proxyds.probes import pick_device
-        from proxyds.scan import class_names, scan
+        from proxyds.selection.mapping import NeighborMap
+        from proxyds.pipeline.probes import pick_device
+        from proxyds.pipeline.scan import class_names, scan
 
         self._score_split = score_split
         self.device = pick_device(device)

@@ -8,9 +8,8 @@ Every source yields :class:`Example` records in a stable order, shard by shard, 
 from __future__ import annotations
 
 from proxyds.sources.base import Example, SplitInfo
-from proxyds.sources.presets import Preset, get_preset, list_presets
 
-__all__ = ["Example", "SplitInfo", "Preset", "open_source", "get_preset", "list_presets", "SCHEMES"]
+__all__ = ["Example", "SplitInfo", "open_source", "SCHEMES"]
 
 SCHEMES = ("hf", "wds")
 

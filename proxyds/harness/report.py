@@ -2,7 +2,7 @@
 and PNG figures (the paper's Figure 2 pairwise heatmaps, and proxy-vs-full scatter plots).
 
 :func:`assemble` turns accuracy tables into the JSON-ready results (all metrics from
-:mod:`proxyds.metrics`); :func:`write` renders them. Both are independent of how the
+:mod:`proxyds.harness.metrics`); :func:`write` renders them. Both are independent of how the
 accuracies were obtained.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proxyds import metrics as M
+from proxyds.harness import metrics as M
 
 __all__ = ["assemble", "write", "write_markdown", "plot_pairwise", "plot_scatter"]
 

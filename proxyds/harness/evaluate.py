@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from proxyds.evaldata import DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model
-from proxyds.probes import pick_device
+from proxyds.harness.data import DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model
+from proxyds.pipeline.probes import pick_device
 from proxyds.recipe import RECOMMENDED, ProxyRecipe
-from proxyds.sampling import draw, proxy_size
+from proxyds.selection.sampling import draw, proxy_size
 
 __all__ = ["TrainRecipe", "DataSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "load_data", "train_model",
            "predict", "accuracy", "Harness", "evaluate"]
@@ -234,7 +234,7 @@ class EvaluateConfig:
     device: str = "cpu"           # cpu, cuda, cuda:N or auto
 
     def __post_init__(self):
-        from proxyds.selectors import get_selector
+        from proxyds.selection.selectors import get_selector
 
         object.__setattr__(self, "out", Path(self.out))
         for name in self.selectors:
@@ -286,13 +286,13 @@ class EvaluateConfig:
 
 def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pca_components: int = 64,
                  seed: int = 0):
-    """The :class:`~proxyds.selectors.Scores` a build computes, from the harness's probes (the
+    """The :class:`~proxyds.selection.selectors.Scores` a build computes, from the harness's probes (the
     space's ``probes`` configs spread by MACs, trained on the full train split with seed 0):
     what every selector weighs, the same object in build and evaluate."""
-    from proxyds import importance as imp
-    from proxyds.mapping import NeighborMap
-    from proxyds.probes import label_prob_entropy
-    from proxyds.selectors import Scores
+    from proxyds.selection import importance as imp
+    from proxyds.selection.mapping import NeighborMap
+    from proxyds.pipeline.probes import label_prob_entropy
+    from proxyds.selection.selectors import Scores
 
     configs = space.probes(probes, data.num_classes)
     models = [harness.trained(c) for c in configs]
@@ -314,9 +314,9 @@ def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pc
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Train every config on the full data and on every proxy, compute the ranking metrics and
     write the report (results.json, report.md, figures) to ``cfg.out``; returns the results."""
-    from proxyds import report
-    from proxyds.selectors import select_weights
-    from proxyds.sources.presets import cache_dir
+    from proxyds.harness import report
+    from proxyds.selection.selectors import select_weights
+    from proxyds.presets import cache_dir
     from proxyds.spaces import get_space
 
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ write (atomic OUT, proxy.json last).
 
 Only O(N) small arrays (keys, labels, neighbour index) are held for the train split; the
 examples themselves stream through every pass. Each stage's result is kept in the work
-dir under a fingerprint of its inputs (:mod:`proxyds.cache`), so a killed build resumes.
+dir under a fingerprint of its inputs (:mod:`proxyds.pipeline.cache`), so a killed build resumes.
 """
 
 from __future__ import annotations
@@ -22,22 +22,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from proxyds import importance as imp
-from proxyds.cache import StageCache, fingerprint
+from proxyds.selection import importance as imp
+from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.config import BuildConfig
-from proxyds.distributed import World, world
-from proxyds.labels import reduce_labels
-from proxyds.loader import SplitLoader, default_workers
-from proxyds.mapping import NeighborMap
-from proxyds.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
-from proxyds.selectors import Scores, get_selector, select_weights
-from proxyds.summary import build_summary, probe_roles, proxy_training
+from proxyds.pipeline.distributed import World, world
+from proxyds.selection.labels import reduce_labels
+from proxyds.pipeline.loader import SplitLoader, default_workers
+from proxyds.selection.mapping import NeighborMap
+from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, score_batch, train_probe
+from proxyds.selection.selectors import Scores, get_selector, select_weights
+from proxyds.pipeline.summary import build_summary, probe_roles, proxy_training
 from proxyds.progress import progress
-from proxyds.sampling import draw, keep_probabilities, proxy_size
+from proxyds.selection.sampling import draw, keep_probabilities, proxy_size
 from proxyds.sinks.atomic import check_output_dir, sha256_file
-from proxyds.scan import BadInput, SplitIndex, class_names, decode_status, encode_status, scan
-from proxyds.sources import get_preset, open_source
-from proxyds.sources.presets import cache_dir
+from proxyds.pipeline.scan import BadInput, SplitIndex, class_names, decode_status, encode_status, scan
+from proxyds.presets import get_preset
+from proxyds.sources import open_source
+from proxyds.presets import cache_dir
 from proxyds.spaces import resolve_space
 
 __all__ = ["build", "BuildResult", "resolve", "Plan", "probe_roles"]
@@ -287,7 +288,7 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
 
 def build(config: BuildConfig) -> BuildResult:
     """Run the whole build; returns where it wrote and the summary printed by the CLI."""
-    from proxyds.sinks.output import write_proxy
+    from proxyds.pipeline.write import write_proxy
 
     times: dict[str, float] = {}
     if config.out.exists() and not config.overwrite:

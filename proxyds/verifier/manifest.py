@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from proxyds.manifest import MANIFEST_SCHEMA
 
 if TYPE_CHECKING:
-    from proxyds.verify import VerifyReport
+    from proxyds.verifier.report import VerifyReport
 
 __all__ = ["check_manifest", "kept_classes"]
 

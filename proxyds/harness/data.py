@@ -85,7 +85,7 @@ def load_data(spec: DataSpec) -> EvalData:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from proxyds.sources.presets import materialize_mnist1d
+    from proxyds.presets import materialize_mnist1d
 
     root = materialize_mnist1d(dict(spec.generator))
 

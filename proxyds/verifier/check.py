@@ -21,45 +21,20 @@ import json
 import logging
 import os
 import stat
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from proxyds.sinks.atomic import sha256_file
-from proxyds.verify_manifest import check_manifest, kept_classes
-from proxyds.verify_shards import read_parquet, read_tars
+from proxyds.verifier.manifest import check_manifest, kept_classes
+from proxyds.verifier.report import VerifyReport
+from proxyds.verifier.shards import read_parquet, read_tars
 
-__all__ = ["verify", "VerifyReport"]
+__all__ = ["verify"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # the proxy.json version this verifier reads (proxyds.sinks.output.FORMAT_VERSION)
+FORMAT_VERSION = 1  # the proxy.json version this verifier reads (proxyds.pipeline.write.FORMAT_VERSION)
 SPLITS = ("train", "test")
-
-
-@dataclass
-class VerifyReport:
-    """What ``verify`` found: ``problems`` (one line each, naming the file/key), ``checked`` counts."""
-
-    out: Path
-    problems: list[str] = field(default_factory=list)
-    checked: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, problem: str) -> None:
-        self.problems.append(problem)
-
-    @contextmanager
-    def guard(self, what: str):
-        """Turn an unexpected error inside one check into a problem; the other checks still run."""
-        try:
-            yield
-        except Exception as err:  # a reader or parser choking on damaged data is a finding, not a crash
-            self.add(f"{what}: {type(err).__name__}: {err}")
 
 
 def verify(out: str | Path) -> VerifyReport:

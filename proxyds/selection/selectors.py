@@ -3,7 +3,7 @@
 ONE registry serves ``proxyds build`` and ``proxyds evaluate``: a selector is a function
 ``fn(scores: Scores) -> weights`` returning one finite, non-negative weight per usable train
 example (**higher = more likely kept**); the proxy is then drawn with
-:func:`proxyds.sampling.draw` (exact size, weighted, without replacement, seeded), so every
+:func:`proxyds.selection.sampling.draw` (exact size, weighted, without replacement, seeded), so every
 selector is drawn the same way and only its weights differ. :class:`Scores` is what the
 build's scoring pass measured (the harness computes the same object from its probes).
 

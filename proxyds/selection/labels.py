@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proxyds.sampling import class_scores, keep_classes
+from proxyds.selection.sampling import class_scores, keep_classes
 
 __all__ = ["reduce_labels"]
 

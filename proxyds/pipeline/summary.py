@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proxyds import importance as imp
+from proxyds.selection import importance as imp
 from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
 
 __all__ = ["build_summary", "proxy_training", "probe_roles"]

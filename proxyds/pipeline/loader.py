@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from proxyds.scan import BadInput, SplitIndex
+from proxyds.pipeline.scan import BadInput, SplitIndex
 from proxyds.sources.decode import decode_input, input_value
 from proxyds.sources.stream import batched, shuffled
 
