@@ -16,6 +16,7 @@ import torch
 from proxyds.pipeline.build import build
 from proxyds.cli import main
 from proxyds.sinks import sha256_file
+from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
 from conftest import tiny_config
@@ -51,9 +52,10 @@ def _record(out) -> dict:
 
 
 def _rehash(out, rel: str) -> None:
-    """Record ``rel``'s current sha256 and size in proxy.json, as a forger would."""
+    """Record ``rel``'s current sha256 and size in proxy.json, and proxy.json's own digest, as a forger would."""
     record = _record(out)
     record["files"][rel] = {"sha256": sha256_file(out / rel), "bytes": (out / rel).stat().st_size}
+    record["content_sha256"] = record_digest(record)
     (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -154,6 +156,35 @@ def test_extra_files_and_symlinks_are_caught(out):
     assert "data/notes.txt: not listed in proxy.json" in problems
     assert ".hidden: not listed in proxy.json" in problems
     assert "data/link.parquet: is a symlink" in problems
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r["summary"].update(num_selected=r["summary"]["num_selected"] + 1),
+    lambda r: r["summary"]["proxy_training"].update(text="train for 10x as long"),
+    lambda r: r["config"].update(ratio=0.5),
+])
+def test_edited_proxy_json_is_caught(out, edit):
+    record = _record(out)
+    edit(record)
+    (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")
+    assert "proxy.json: its content does not match its content_sha256" in _problems(out)
+
+
+def test_proxy_json_digest_ignores_layout_but_must_be_there(out):
+    record = _record(out)
+    (out / "proxy.json").write_text(json.dumps(record, sort_keys=True, ensure_ascii=False))  # same content
+    assert verify(out).ok, verify(out).problems
+    del record["content_sha256"]  # as written before proxyds recorded it
+    (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")
+    assert _problems(out).startswith("proxy.json has no content digest")
+
+
+def test_empty_folders_are_caught(out):
+    (out / "data" / "leftover").mkdir()
+    (out / "extra" / "deeper").mkdir(parents=True)
+    problems = _problems(out)
+    assert "data/leftover/: an empty folder" in problems
+    assert "extra/deeper/: an empty folder" in problems
 
 
 def test_listed_path_outside_out_is_caught(built, tmp_path):

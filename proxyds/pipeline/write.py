@@ -7,6 +7,7 @@ that finds no proxy.json knows the directory is incomplete).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,9 +23,12 @@ from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_featu
 from proxyds.sinks.parquet import ParquetShardWriter
 from proxyds.sinks.wds import WdsShardWriter, even_shards
 
-__all__ = ["write_proxy", "FORMAT_VERSION"]
+__all__ = ["write_proxy", "FORMAT_VERSION", "CONTENT_DIGEST_FIELD", "record_digest"]
 
 FORMAT_VERSION = 1
+# proxy.json's own digest (see record_digest): its files' sha256s live inside it, so without
+# this an edit to its summary or recipe would go unnoticed by ``proxyds verify``.
+CONTENT_DIGEST_FIELD = "content_sha256"
 # Where and how this copy was written, not what it holds: left out of proxy.json, so the same
 # build written elsewhere (or resumed) gives the same bytes.
 _LOCAL_SETTINGS = ("out", "workdir", "overwrite")
@@ -65,8 +69,21 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
                   "config": {k: v for k, v in cfg.to_dict().items() if k not in _LOCAL_SETTINGS}, "seed": cfg.seed,
                   "output": {"format": plan.format, "label_column": label_column, "input_format": info.format},
                   "splits": splits, "summary": summary, "files": files}
+        record[CONTENT_DIGEST_FIELD] = record_digest(json.loads(json.dumps(record)))  # as a reader will parse it
         (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
     return cfg.out
+
+
+def record_digest(record: dict) -> str:
+    """sha256 (hex) of proxy.json's canonical content: every field but ``content_sha256``, as
+    ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` encoded as ASCII.
+
+    Canonical, so indentation, key order and escaping of the file itself do not matter; only
+    what a reader parses does. It catches edits and damage, not a forger (who can recompute it).
+    """
+    content = {k: v for k, v in record.items() if k != CONTENT_DIGEST_FIELD}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _digests(root: Path, only: list[str] | None = None) -> dict[str, dict]:

@@ -3,11 +3,17 @@
 A proxy is trusted downstream for hours of search; this re-derives everything proxy.json
 claims from the bytes on disk. Checks, each mismatch a problem (never an exception):
 
-1. **files**: proxy.json parses and has ``format_version`` 1; every listed file exists as a
-   regular file inside OUT with the recorded size and sha256; nothing else is in OUT; no
-   symlinks anywhere.
-2. **manifest**: the expected schema, no nulls; ``index`` is 0..N-1; keys unique; labels,
-   cases and neighbours in range; ``keep_prob`` a distribution; its counts equal proxy.json's.
+1. **files**: proxy.json parses, has ``format_version`` 1 and its own ``content_sha256`` (a
+   digest of its canonical content, :func:`proxyds.pipeline.write.record_digest`: the other
+   digests live inside it, so this is what catches an edited summary or recipe; an output
+   written before proxyds recorded it is a problem too: rebuild); every listed file exists
+   as a regular file inside OUT with the recorded size and sha256; nothing else is in OUT,
+   not even an empty folder; no symlinks anywhere.
+2. **manifest**: the expected schema, no nulls; ``index`` is 0..N-1; usable keys unique;
+   labels, cases and neighbours in range; ``keep_prob`` a distribution; its counts equal
+   proxy.json's. Rows ``--on-error skip`` set aside (status ``skipped: <reason>``) are
+   accepted as build writes them (case 0, neighbour -1, importance and keep_prob 0, no
+   proxy label) and must not be selected.
 3. **shards**: the train shards hold exactly the selected examples in manifest order (tar
    keys and labels; parquet labels), the test shards ``num_reference`` examples; every tar
    member is a regular file with a plain relative name, so no extraction can leave OUT.
@@ -25,6 +31,7 @@ from pathlib import Path
 
 
 from proxyds.sinks.atomic import sha256_file
+from proxyds.pipeline.write import CONTENT_DIGEST_FIELD, record_digest
 from proxyds.verifier.manifest import check_manifest, kept_classes
 from proxyds.verifier.report import VerifyReport
 from proxyds.verifier.shards import read_parquet, read_tars
@@ -79,7 +86,20 @@ def _read_record(report: VerifyReport) -> dict | None:
     shape = _record_shape_problems(record)
     for problem in shape:
         report.add(f"proxy.json: {problem}")
+    if not shape:
+        _check_record_digest(record, report)
     return None if shape else record
+
+
+def _check_record_digest(record: dict, report: VerifyReport) -> None:
+    """proxy.json's own content (summary, recipe, config, file list) is what build wrote."""
+    recorded = record.get(CONTENT_DIGEST_FIELD)
+    if recorded is None:
+        report.add(f"proxy.json has no content digest ({CONTENT_DIGEST_FIELD!r}; written by an older proxyds), "
+                   "so edits to it cannot be detected; rebuild")
+    elif recorded != record_digest(record):
+        report.add(f"proxy.json: its content does not match its {CONTENT_DIGEST_FIELD} (recorded "
+                   f"{str(recorded)[:16]}…): its summary, config or file list was edited or damaged")
 
 
 def _record_shape_problems(record) -> list[str]:
@@ -170,12 +190,14 @@ def _check_files(out: Path, files: dict, report: VerifyReport) -> None:
             rel = path.relative_to(out).as_posix()
             if path.is_symlink():
                 report.add(f"{rel}: is a symlink (to {os.readlink(path)!r}); a proxy holds only regular files")
+            elif name in dirnames and not any(path.iterdir()):
+                report.add(f"{rel}/: an empty folder; a proxy holds only the files proxy.json lists")
             elif name in filenames and rel != "proxy.json" and rel not in files:
                 report.add(f"{rel}: not listed in proxy.json (an extra or leftover file)")
     report.checked.update(files=hashed, bytes=nbytes)
 
 
-# -- 2. the manifest: see proxyds/verify_manifest.py ----------------------------------------
+# -- 2. the manifest: see proxyds/verifier/manifest.py ----------------------------------------
 # -- 3. shards against the manifest ------------------------------------------------------------
 
 
