@@ -6,7 +6,8 @@ each epoch it draws a fresh weighted proxy of the original train split from the 
 on a new proxy each epoch without writing one. The global draw depends only on
 ``(seed, epoch)`` and the manifest, never on the rank or the world size:
 
-1. draw ``num_samples`` usable rows (status ``ok`` and ``keep_prob > 0``): without
+1. draw ``num_samples`` usable rows (status ``ok``, ``keep_prob > 0`` and, when the column is
+   present, ``proxy_label >= 0``: a class dropped by label reduction is never drawn): without
    replacement by Efraimidis–Spirakis keys over ``hash_uniforms(keys, seed')`` with ``seed'``
    derived from (seed, epoch) (:mod:`proxyds.sampling`), so a row's fate depends on its key,
    not on its position; with replacement by ``np.random.default_rng((seed, epoch)).choice``;
@@ -74,6 +75,29 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
+def _drawable(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows that may be drawn: ``keep_prob > 0``, status ``ok`` and a class label reduction kept.
+
+    ``proxy_label`` is checked as well as ``keep_prob``: manifests written by older versions
+    gave the classes label reduction dropped a positive keep_prob.
+    """
+    weights = cols["keep_prob"].astype(np.float64)
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"keep_prob must be finite and >= 0: {int(bad.sum())} bad values, first "
+                         f"{float(weights[i])!r} at key {str(cols['key'][i])!r}")
+    usable = weights > 0
+    if "status" in cols:
+        usable &= cols["status"].astype(str) == "ok"
+    if "proxy_label" in cols:
+        usable &= cols["proxy_label"].astype(np.int64) >= 0
+    if not usable.any():
+        raise ValueError(f"manifest has no drawable rows: none of its {len(weights)} rows has status 'ok', "
+                         "keep_prob > 0 and a kept class (proxy_label >= 0)")
+    return usable
+
+
 class ManifestSampler(Sampler[int]):
     """Each epoch a fresh weighted proxy of the ORIGINAL train split; this rank's slice of it.
 
@@ -82,8 +106,8 @@ class ManifestSampler(Sampler[int]):
     epoch, as with ``DistributedSampler``; every rank must use the same ``seed``.
 
     ``manifest``: a proxy directory, a ``manifest.parquet`` path, a pyarrow Table or a dict of
-    arrays with at least ``index``, ``key`` and ``keep_prob`` (``status`` and ``selected``
-    are used when present). ``num_samples`` (global, all ranks together) defaults to the
+    arrays with at least ``index``, ``key`` and ``keep_prob`` (``status``, ``proxy_label`` and
+    ``selected`` are used when present). ``num_samples`` (global, all ranks together) defaults to the
     manifest's number of selected rows; ``ratio`` gives it as a fraction of the usable rows
     instead. ``num_replicas``/``rank`` default to torch.distributed's when it is initialised,
     else 1/0. ``len(sampler)`` is this rank's count.
@@ -92,24 +116,14 @@ class ManifestSampler(Sampler[int]):
     def __init__(self, manifest, *, num_samples: int | None = None, ratio: float | None = None,
                  replacement: bool = False, seed: int = 0, num_replicas: int | None = None,
                  rank: int | None = None, drop_last: bool = False):
-        cols = _columns(manifest, ("index", "key", "keep_prob"), optional=("status", "selected"))
+        cols = _columns(manifest, ("index", "key", "keep_prob"), optional=("status", "selected", "proxy_label"))
         n = len(cols["index"])
         if n == 0:
             raise ValueError("manifest is empty: no rows to draw from")
-        weights = cols["keep_prob"].astype(np.float64)
-        bad = ~np.isfinite(weights) | (weights < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"keep_prob must be finite and >= 0: {int(bad.sum())} bad values, first "
-                             f"{float(weights[i])!r} at key {str(cols['key'][i])!r}")
-        usable = weights > 0
-        if "status" in cols:
-            usable &= cols["status"].astype(str) == "ok"
-        if not usable.any():
-            raise ValueError(f"manifest has no drawable rows: none of its {n} rows has status 'ok' and keep_prob > 0")
+        usable = _drawable(cols)
         self.index_ = cols["index"].astype(np.int64)[usable]
         self.keys_ = [str(k) for k in cols["key"][usable]]
-        self.weights_ = weights[usable]
+        self.weights_ = cols["keep_prob"].astype(np.float64)[usable]
 
         if num_samples is not None and ratio is not None:
             raise ValueError(f"give num_samples or ratio, not both (got {num_samples!r} and {ratio!r})")
@@ -124,7 +138,7 @@ class ManifestSampler(Sampler[int]):
         self.num_samples = _check_int("num_samples", num_samples, 1)
         if not replacement and self.num_samples > len(self.index_):
             raise ValueError(f"num_samples={self.num_samples} exceeds the {len(self.index_)} drawable rows "
-                             f"(status 'ok', keep_prob > 0); lower it or pass replacement=True")
+                             f"(status 'ok', keep_prob > 0, a kept class); lower it or pass replacement=True")
         self.replacement = bool(replacement)
         self.seed = _check_int("seed", seed, 0)
 
