@@ -2,7 +2,8 @@
 
 Columns: ``index`` (position in the train split), ``key``, ``shard`` (source file), ``label``,
 ``case`` (1..4 of its nearest reference example, see :mod:`proxyds.selection.importance`),
-``importance`` (higher = more likely kept), ``keep_prob`` (importance / sum, sums to 1),
+``importance`` (higher = more likely kept), ``keep_prob`` (importance / its sum over the rows
+that may be drawn, sums to 1; 0 for skipped rows and for classes label reduction dropped),
 ``neighbor`` (index of the nearest reference example), ``distance`` (squared L2 in PCA
 space), ``selected`` (in the proxy) and ``proxy_label`` (its label in the proxy after label
 reduction's renumbering; -1 when its class was dropped) and ``status`` (``ok``, or

@@ -157,6 +157,75 @@ def test_defaults_to_torch_distributed_world(monkeypatch):
     assert (s.num_replicas, s.rank, len(s)) == (3, 2, 3)
 
 
+@pytest.fixture
+def launcher_env(monkeypatch):
+    """What torchrun sets for the second of two processes; no process group is initialised."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    return monkeypatch
+
+
+def test_launcher_env_without_a_process_group_is_an_error_not_rank_0_of_1(launcher_env):
+    m = toy(30)
+    with pytest.raises(RuntimeError, match=r"WORLD_SIZE='2' RANK='1' in the environment.*no torch.distributed "
+                                           r"process group.*init the process group.*or pass num_replicas= and rank="):
+        ManifestSampler(m, num_samples=8)
+    with pytest.raises(RuntimeError, match="num_replicas=2 was given without rank=.*pass num_replicas= and rank="):
+        ManifestSampler(m, num_samples=8, num_replicas=2)
+    # Explicit arguments still work under the launcher's environment, and give this rank's slice.
+    s = ManifestSampler(m, num_samples=8, num_replicas=2, rank=1, seed=4)
+    assert (s.num_replicas, s.rank, len(s)) == (2, 1, 4) and list(s) == s.draw()[1::2].tolist()
+    launcher_env.setenv("WORLD_SIZE", "two")
+    with pytest.raises(RuntimeError, match="WORLD_SIZE='two'.*not an integer"):
+        ManifestSampler(m, num_samples=8)
+    for single in ("1", ""):  # one process: the single-process default is right
+        launcher_env.setenv("WORLD_SIZE", single)
+        assert (ManifestSampler(m, num_samples=8).num_replicas, ManifestSampler(m, num_samples=8).rank) == (1, 0)
+
+
+def test_process_group_wins_over_the_environment(launcher_env):
+    launcher_env.setattr(torch.distributed, "is_initialized", lambda: True)
+    launcher_env.setattr(torch.distributed, "get_world_size", lambda: 2)
+    launcher_env.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert (lambda s: (s.num_replicas, s.rank))(ManifestSampler(toy(30), num_samples=8)) == (2, 1)
+
+
+@pytest.mark.parametrize("replacement", [False, True])
+def test_shuffle_false_serves_the_same_draw_in_manifest_order(replacement):
+    m = toy(60)
+    m["index"] = np.random.default_rng(3).permutation(60) + 100  # manifest order is not index order
+    position = {int(i): p for p, i in enumerate(m["index"])}
+    kw = dict(num_samples=15, seed=2, replacement=replacement)
+    on, off = ManifestSampler(m, **kw), ManifestSampler(m, **kw, shuffle=False)
+    for e in range(3):
+        drawn = off.draw(e).tolist()
+        assert sorted(drawn) == sorted(on.draw(e).tolist())  # the same weighted draw, only its order differs
+        assert [position[i] for i in drawn] == sorted(position[i] for i in drawn)
+        assert drawn == ManifestSampler(m, **kw, shuffle=False).draw(e).tolist()  # deterministic per (seed, epoch)
+    assert off.draw(0).tolist() != on.draw(0).tolist()
+    parts = slices(m, 3, **kw, shuffle=False)
+    assert sum(([p[i] for p in parts] for i in range(5)), []) == off.draw(0).tolist()  # r::w of the ordered draw
+
+
+def test_generator_supplies_the_seed_once_and_is_deterministic():
+    m = toy(100)
+
+    def sampler(seed, **kw):
+        return ManifestSampler(m, num_samples=20, generator=torch.Generator().manual_seed(seed), **kw)
+
+    a, b = sampler(7), sampler(7, num_replicas=2, rank=1)  # ranks seed their generators alike: one global draw
+    assert a.seed == b.seed and a.draw(3).tolist() == b.draw(3).tolist()
+    assert a.draw(3).tolist() == ManifestSampler(m, num_samples=20, seed=a.seed).draw(3).tolist()
+    assert a.draw(0).tolist() == a.draw(0).tolist() != a.draw(1).tolist()  # a function of (seed, epoch)
+    assert sampler(8).seed != a.seed
+    assert ManifestSampler(m, num_samples=20).seed == 0  # neither seed nor generator: seed 0, like DistributedSampler
+    with pytest.raises(ValueError, match=r"give seed or generator, not both \(got seed=1"):
+        ManifestSampler(m, num_samples=20, seed=1, generator=torch.Generator())
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        ManifestSampler(m, num_samples=20, generator=np.random.default_rng(0))
+
+
 def test_works_in_a_dataloader():
     class Toy(torch.utils.data.Dataset):
         def __len__(self):

@@ -374,7 +374,7 @@ def build(config: BuildConfig) -> BuildResult:
         manifest = {
             "index": np.arange(len(train_idx)), "key": train_idx.keys,
             "shard": [train_idx.shards[i] for i in train_idx.shard_ids], "label": train_idx.labels,
-            "case": case, "importance": importance, "keep_prob": keep_probabilities(importance),
+            "case": case, "importance": importance, "keep_prob": keep_probabilities(np.where(kept, importance, 0.0)),
             "neighbor": np.where(ok, ok_ref[np.maximum(neighbor, 0)], -1), "distance": distance,
             "selected": selected, "proxy_label": proxy_label, "status": train_idx.status,
         }
