@@ -40,7 +40,7 @@ def test_pickled_checkpoint_is_refused(tmp_path):
 
     import torch
 
-    from proxyds.pipeline.build import load_probe
+    from proxyds.pipeline.score import load_probe
     from proxyds.pipeline.scan import BadInput
     from proxyds.spaces import get_space
 

@@ -1,6 +1,6 @@
 """Scoring pass ÷ bare loop: how much of the decode + forward speed ``build`` keeps.
 
-Candidate: ``proxyds.pipeline.build.score_split`` over the train split of synthetic ImageNet-like
+Candidate: ``proxyds.pipeline.score.score_split`` over the train split of synthetic ImageNet-like
 WebDataset shards, both probes, with its bookkeeping (``SplitLoader`` positions and key
 checks, bad-input rule, finite check, scatter of predictions by position, and the
 ``on_features`` callback). Two callbacks are measured:
@@ -116,7 +116,8 @@ class Scorer:
     """The build's side: a resolved plan, the scanned train index, the probes, and a fitted map."""
 
     def __init__(self, data: Path, space: str, *, batch_size: int, workers: int, device: str):
-        from proxyds.pipeline.build import resolve, score_split
+        from proxyds.pipeline.plan import resolve
+        from proxyds.pipeline.score import score_split
         from proxyds.config import BuildConfig
         from proxyds.selection.mapping import NeighborMap
         from proxyds.pipeline.probes import pick_device
@@ -134,16 +135,17 @@ class Scorer:
         torch.manual_seed(0)
         self.configs = sp.probes(2, len(names))
         self.models = [sp.build(c, len(names)).to(self.device).eval() for c in self.configs]
-        _, _, (ref_feats,) = self._score_split(self.plan, self.plan.reference, ref, self.models, self.device,
-                                               what="reference", on_features=_keep)
+        (ref_feats,) = self._score_split(self.plan, self.plan.reference, ref, self.models, self.device,
+                                         what="reference", on_features=_keep).results
         self.nmap = NeighborMap(min(64, ref_feats.shape[1], len(ref_feats)), "hnsw", seed=0).fit(ref_feats)
         self.files = list(self.plan.train.files)
         self.shape = sp.input_shape
         self.num_ok = int(self.index.ok.sum())
 
     def score(self, mapping: bool) -> int:
-        preds, scored, out = self._score_split(self.plan, self.plan.train, self.index, self.models, self.device,
-                                               what="train", on_features=self.nmap.query if mapping else _keep)
+        scores = self._score_split(self.plan, self.plan.train, self.index, self.models, self.device,
+                                   what="train", on_features=self.nmap.query if mapping else _keep)
+        preds, scored, out = scores.preds, scores.positions, scores.results
         if not (preds >= 0).all() or len(out[0]) != len(scored):
             raise RuntimeError("scoring pass left examples unscored")
         return len(scored)

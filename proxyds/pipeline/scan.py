@@ -11,16 +11,19 @@ or with ``skip`` a recorded shard error: the examples read before the damage are
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.progress import progress
 from proxyds.sources.base import Example
 from proxyds.sources.decode import check_input
 
-__all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan", "class_names", "BadInput"]
+__all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan", "cached_scan", "class_names",
+           "BadInput"]
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +254,26 @@ def _skip_labels(index: SplitIndex, what: str, bad: np.ndarray, on_error: str, n
                            f"label {index.labels[pos]}, outside the {num} classes 0..{num - 1}")
         index.skip(pos, f"label {index.labels[pos]} out of range 0..{num - 1}")
         index.labels[pos] = -1
+
+
+def _source_key(source, what: str, plan) -> str | None:
+    """Fingerprint of a split's files (path, size, mtime); None when it has no local files."""
+    files = getattr(source, "files", [])
+    if not files:
+        return None
+    stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in files)]
+    return fingerprint("scan-v2", what, stats, source.info.label_column, plan.input_column, plan.on_error,
+                       plan.config.key_column, list(plan.space.input_shape))
+
+
+def cached_scan(plan, source, what: str, cache: StageCache) -> tuple[SplitIndex, str]:
+    key = _source_key(source, what, plan)
+    hit = cache.load(f"scan-{what}", key) if key else None
+    if hit is not None:
+        return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
+    index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world,
+                 input_shape=plan.space.input_shape)
+    key = key or fingerprint("scan", what, index.keys, index.labels.tobytes())
+    if plan.world.main:
+        cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
+    return index, key
