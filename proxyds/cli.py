@@ -7,10 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from proxyds.config import FORMATS, NEIGHBORS, BuildConfig
-from proxyds.selection.importance import DEFAULT_WEIGHTS
-from proxyds.pipeline.probes import PROBE_HPARAMS
-from proxyds.pipeline.scan import ON_ERROR
+from proxyds.config import DEFAULT_WEIGHTS, FORMATS, NEIGHBORS, PROBE_HPARAMS, BuildConfig
+from proxyds.errors import ON_ERROR
 
 __all__ = ["main"]
 

@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from proxyds.selection.importance import DEFAULT_WEIGHTS, validate_weights
-from proxyds.pipeline.probes import PROBE_HPARAMS
-from proxyds.pipeline.scan import ON_ERROR
+from proxyds.errors import ON_ERROR
 
-__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
+__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "PROBE_HPARAMS", "DEFAULT_WEIGHTS", "DEFAULT_SELECTOR",
+           "validate_weights"]
+
+#: The probe trainer's settings (proxyds.pipeline.probes); build options override the first three.
+PROBE_HPARAMS = {
+    "epochs": 4,            # full passes over the train split
+    "batch_size": 128,
+    "lr": 3e-3,             # Adam peak learning rate, cosine-annealed to 0 over all steps
+    "weight_decay": 5e-4,   # decoupled (AdamW)
+    "warmup_steps": 50,     # linear warm-up before the cosine
+    "shuffle_buffer": 10_000,  # examples held for streaming shuffle
+}
+
+
+#: The paper's case weights c1..c4 (proxyds.selection.importance): higher = more likely kept.
+DEFAULT_WEIGHTS = (2.0, 1.0, 6.0, 1.0)
+
+
+def validate_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
+    """Check c1..c4: four finite, non-negative numbers, not all zero."""
+    w = tuple(float(x) for x in weights)
+    if len(w) != 4:
+        raise ValueError(f"weights must be 4 numbers c1,c2,c3,c4 (got {len(w)}: {weights!r})")
+    if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all zero (got {weights!r})")
+    return w
+
 
 FORMATS = ("parquet", "wds")
 NEIGHBORS = ("hnsw", "exact")
+#: What ``proxyds build`` weighs examples by unless told otherwise: the best measured (docs/benchmarks.md).
+DEFAULT_SELECTOR = "entropy"
 
 
 @dataclass(frozen=True)

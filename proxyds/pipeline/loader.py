@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from proxyds.pipeline.scan import BadInput, SplitIndex
+from proxyds.errors import BadInput, ErrorPolicy
+from proxyds.pipeline.scan import SplitIndex
 from proxyds.sources.decode import decode_input, input_value
 from proxyds.sources.stream import batched, shuffled
 
@@ -57,8 +58,11 @@ class _Examples(IterableDataset):
                     if self.ok[start + j]:
                         yield start + j, ex
             except Exception as err:  # noqa: BLE001 - damaged shard: the scan already recorded (skip) it
-                if self.on_error == "raise":
-                    raise BadInput(f"{self.what} shard {self.source.shards[shard]} is unreadable: {err}") from err
+                try:
+                    ErrorPolicy.of(self.on_error)(f"{self.what} shard {self.source.shards[shard]} is unreadable: {err}",
+                                                  hint="")
+                except BadInput as bad:
+                    raise bad from err
 
     def __iter__(self):
         info = get_worker_info()
@@ -103,9 +107,8 @@ class SplitLoader:
                             persistent_workers=False, prefetch_factor=4 if self.workers else None)
         for batch in loader:
             for pos, key, shard, reason in batch.bad:
-                if self.on_error == "raise":
-                    raise BadInput(f"{self.what} example {key!r} (shard {shard}): {reason}; "
-                                   f"fix it or pass --on-error skip")
+                ErrorPolicy.of(self.on_error)(f"{self.what} example {key!r} (shard {shard}): {reason}",
+                                              hint="fix it or pass --on-error skip")
                 self.index.skip(pos, reason)
             for pos, key in zip(batch.positions, batch.keys):
                 if key != self.index.keys[pos]:

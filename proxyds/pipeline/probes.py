@@ -19,20 +19,13 @@ import torch.nn.functional as F
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
 
+from proxyds.config import PROBE_HPARAMS
 from proxyds.progress import progress
 
 __all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "label_prob_entropy", "pick_device"]
 
 log = logging.getLogger(__name__)
 
-PROBE_HPARAMS = {
-    "epochs": 4,            # full passes over the train split
-    "batch_size": 128,
-    "lr": 3e-3,             # Adam peak learning rate, cosine-annealed to 0 over all steps
-    "weight_decay": 5e-4,   # decoupled (AdamW)
-    "warmup_steps": 50,     # linear warm-up before the cosine
-    "shuffle_buffer": 10_000,  # examples held for streaming shuffle
-}
 
 
 def pick_device(device: str) -> torch.device:

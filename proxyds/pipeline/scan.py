@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from proxyds.errors import ON_ERROR, BadInput, ErrorPolicy
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.progress import progress
 from proxyds.sources.base import Example
@@ -27,12 +28,7 @@ __all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan"
 
 log = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
 OK = "ok"
-
-
-class BadInput(ValueError):
-    """Input that cannot be used, named by split, key and shard."""
 
 
 @dataclass
@@ -105,8 +101,7 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
     damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
     if damage is not None:
         message = f"{what} shard {name} is damaged: {damage}"
-        if on_error == "raise":
-            raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip")
+        ErrorPolicy.of(on_error)(message, "fix or remove the shard, or pass --on-error skip")
         log.warning("%s; keeping the examples that can be read", message)
         shard_errors.append({"split": what, "shard": name, "error": damage})
     n = 0
@@ -116,8 +111,10 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
             yield ex
     except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
         message = f"{what} shard {name} is unreadable after {n} examples ({type(err).__name__}: {err})"
-        if on_error == "raise":
-            raise BadInput(f"{message}; fix or remove the shard, or pass --on-error skip") from err
+        try:
+            ErrorPolicy.of(on_error)(message, "fix or remove the shard, or pass --on-error skip")
+        except BadInput as bad:
+            raise bad from err
         log.warning("%s; skipping the rest of it", message)
         if shard_errors is not None:
             shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
@@ -149,9 +146,8 @@ def _scan_shard(source, index: int, start: int, what: str, input_column: str, on
     keys, labels, problems, errors = [], [], [], []
     for ex in read_shard(source, index, start, what, on_error, errors):
         problem = _problem(ex, input_column, source.info.label_column, input_shape)
-        if problem is not None and on_error == "raise":
-            raise BadInput(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}; "
-                           f"fix the data or pass --on-error skip")
+        if problem is not None:
+            ErrorPolicy.of(on_error)(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}")
         keys.append(str(ex.key))
         labels.append(int(ex.label) if problem is None else -1)
         problems.append(problem)
@@ -201,9 +197,8 @@ def scan(source, what: str, *, input_column: str, on_error: str = "raise", world
         errors += rec["errors"]
         for key, label, problem in zip(rec["keys"], rec["labels"], rec["problems"]):
             if problem is None and key in seen:
-                if on_error == "raise":
-                    raise BadInput(f"{what} example {key!r} (shard {source.shards[rec['shard']]}): duplicate key; "
-                                   f"fix the data or pass --on-error skip")
+                ErrorPolicy.of(on_error)(f"{what} example {key!r} (shard {source.shards[rec['shard']]}): "
+                                         f"duplicate key")
                 problem, label = "duplicate key", -1
             seen.add(key)
             keys.append(key)
@@ -235,7 +230,7 @@ def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_err
             _skip_labels(index, what, index.labels >= len(names), on_error, len(names))
     present = lambda ix: set(np.unique(ix.labels[ix.ok]).tolist())  # noqa: E731
     missing = sorted(present(train) - present(ref))
-    if missing and on_error == "raise":
+    if missing and not ErrorPolicy.of(on_error).skips:
         shown = [names[c] if c < len(names) else str(c) for c in missing][:10]
         raise BadInput(f"classes {shown} occur in train but not in the reference split; "
                        f"their examples could never be mapped to a reference example of their class")
@@ -249,9 +244,8 @@ def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_err
 
 def _skip_labels(index: SplitIndex, what: str, bad: np.ndarray, on_error: str, num: int) -> None:
     for pos in np.flatnonzero(bad):
-        if on_error == "raise":
-            raise BadInput(f"{what} example {index.keys[pos]!r} (shard {index.shards[index.shard_ids[pos]]}) has "
-                           f"label {index.labels[pos]}, outside the {num} classes 0..{num - 1}")
+        ErrorPolicy.of(on_error)(f"{what} example {index.keys[pos]!r} (shard {index.shards[index.shard_ids[pos]]}) "
+                                 f"has label {index.labels[pos]}, outside the {num} classes 0..{num - 1}", hint="")
         index.skip(pos, f"label {index.labels[pos]} out of range 0..{num - 1}")
         index.labels[pos] = -1
 

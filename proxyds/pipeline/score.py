@@ -18,7 +18,8 @@ from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.plan import Plan
 from proxyds.pipeline.probes import PROBE_HPARAMS, score_batch, train_probe
-from proxyds.pipeline.scan import BadInput, SplitIndex, decode_status, encode_status
+from proxyds.errors import BadInput, ErrorPolicy
+from proxyds.pipeline.scan import SplitIndex, decode_status, encode_status
 from proxyds.pipeline.summary import probe_roles
 from proxyds.presets import cache_dir
 from proxyds.progress import progress
@@ -175,8 +176,8 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
                                                 labels=index.labels[pos])
                 finite = np.isfinite(feats).all(axis=1)
                 for q in pos[~finite]:
-                    if plan.on_error == "raise":
-                        raise BadInput(f"{what} example {index.keys[q]!r}: the probe's features are NaN or infinite")
+                    ErrorPolicy.of(plan.on_error)(f"{what} example {index.keys[q]!r}: the probe's features are NaN "
+                                                  f"or infinite", hint="")
                     skips.append((q, "non-finite features"))
                 positions.append(pos[finite])
                 preds.append(p[:, finite])

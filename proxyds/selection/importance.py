@@ -33,21 +33,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from proxyds.config import DEFAULT_WEIGHTS, validate_weights
+
 __all__ = ["CASE_NAMES", "DEFAULT_WEIGHTS", "probe_cases", "pairwise_cases", "pairwise_importance",
            "dominant_case", "case_importance", "validate_weights"]
 
 CASE_NAMES = ("both_correct", "both_wrong", "only_better_correct", "only_worse_correct")
-DEFAULT_WEIGHTS = (2.0, 1.0, 6.0, 1.0)
-
-
-def validate_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
-    """Check c1..c4: four finite, non-negative numbers, not all zero."""
-    w = tuple(float(x) for x in weights)
-    if len(w) != 4:
-        raise ValueError(f"weights must be 4 numbers c1,c2,c3,c4 (got {len(w)}: {weights!r})")
-    if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
-        raise ValueError(f"weights must be finite, >= 0 and not all zero (got {weights!r})")
-    return w
 
 
 def probe_cases(correct: np.ndarray, accuracy: Sequence[float]) -> np.ndarray:

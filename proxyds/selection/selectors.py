@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proxyds.config import DEFAULT_SELECTOR
 from proxyds.registry import Registry
 
 __all__ = ["Scores", "register_selector", "get_selector", "list_selectors", "select_weights", "entropy_bin_weights",
@@ -34,8 +35,6 @@ __all__ = ["Scores", "register_selector", "get_selector", "list_selectors", "sel
 #: Width of the histogram bins over log-entropy (natural log) in the ``entropy`` selector.
 ENTROPY_BIN_WIDTH = 0.5
 
-#: What ``proxyds build`` uses unless told otherwise: the best measured (docs/benchmarks.md).
-DEFAULT_SELECTOR = "entropy"
 
 
 @dataclass(frozen=True)
