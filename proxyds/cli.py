@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from proxyds.config import DEFAULT_WEIGHTS, FORMATS, NEIGHBORS, PROBE_HPARAMS, BuildConfig
@@ -20,12 +21,26 @@ def _weights(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"--weights takes four numbers c1,c2,c3,c4 (got {text!r})") from None
 
 
+_DEBUG_HELP = "also print the traceback of an input, settings or file error"
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command also takes after its name (``proxyds build ... --debug``)."""
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    return c
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="proxyds", description="Build data proxies for fast neural-architecture search.")
+    p = argparse.ArgumentParser(
+        prog="proxyds", description="Build data proxies for fast neural-architecture search.",
+        epilog="exit status: 0 ok; 1 an error in the input, settings or files (one line naming it); 2 a usage "
+               "error; 3 an internal error (a bug: the traceback is printed, please report it)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every stage's progress (INFO)")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="build a proxy dataset (paper Algorithm 1)",
+    b = sub.add_parser("build", parents=[_common()], help="build a proxy dataset (paper Algorithm 1)",
                        description="Score every train example with two probe networks, map it to its nearest "
                                    "reference example, and draw a weighted subset of --ratio of the train split.")
     b.add_argument("dataset", help="a preset (see `proxyds datasets`) or a source: hf:DIR, hf:PATTERN-with-{split}, "
@@ -82,9 +97,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
 
     _evaluate_parser(sub)
-    sub.add_parser("spaces", help="list search spaces with their configs, MACs and params")
-    sub.add_parser("datasets", help="list dataset presets")
-    v = sub.add_parser("verify", help="check that a proxy directory is whole, consistent and readable",
+    sub.add_parser("spaces", parents=[_common()], help="list search spaces with their configs, MACs and params")
+    sub.add_parser("datasets", parents=[_common()], help="list dataset presets")
+    v = sub.add_parser("verify", parents=[_common()],
+                       help="check that a proxy directory is whole, consistent and readable",
                        description="Check every file's size and sha256 against proxy.json, the manifest against "
                                    "the shards' contents, and that datasets and webdataset read the splits. "
                                    "Exits 0 when all checks pass, 1 on any problem.")
@@ -124,7 +140,7 @@ def _evaluate_parser(sub) -> None:
     from proxyds.harness.evaluate import BENCHMARKS
 
     e = sub.add_parser(
-        "evaluate", help="check whether proxies keep a search space's architecture ranking",
+        "evaluate", parents=[_common()], help="check whether proxies keep a search space's architecture ranking",
         description="Train every config of a search space on the full train split (several seeds) and on the "
                     "proxies of every selector x ratio x seed; report how well each proxy keeps the ranking "
                     "(Pearson, Spearman, Kendall, top-1, top-3, regret, paired difference vs random) next to the "
@@ -275,16 +291,35 @@ def _verify(args) -> int:
     return 0 if report.ok else 1
 
 
+# Exit codes (also in --help and the README): 0 ok, 1 a user or data error (one line on stderr),
+# 2 a usage error (argparse), 3 an unexpected error, i.e. a bug in proxyds (traceback + report).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+# What a user can cause and fix: bad values, settings and data (ValueError, BadInput included),
+# and files or directories that are missing, present, unreadable or unwritable (OSError).
+# Anything else (TypeError, KeyError, AttributeError, ...) is a bug and is reported as one.
+_USER_ERRORS = (ValueError, OSError)
+_REPORT = "this is a bug in proxyds; please report it with the command and the traceback above"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; see ``EXIT_*`` for what the exit codes mean."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
     commands = {"build": _build, "evaluate": _evaluate, "spaces": _spaces, "datasets": _datasets, "verify": _verify}
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, OSError, KeyError) as err:
-        print(f"proxyds {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except _USER_ERRORS as err:
+        if args.debug:
+            traceback.print_exc()
+        message = " ".join(str(err).split()) or type(err).__name__  # one line, whatever the message holds
+        print(f"proxyds {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # noqa: BLE001 - a bug: show everything and ask for a report
+        traceback.print_exc()
+        print(f"proxyds {args.command}: internal error: {_REPORT}", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

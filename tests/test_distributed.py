@@ -20,7 +20,14 @@ from conftest import TINY_MNIST1D, tiny_config
 def single(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
     src = materialize_mnist1d(TINY_MNIST1D, root=root / "data", rows_per_shard=120)  # 4 train shards
-    build(tiny_config(f"hf:{src}", root / "single", workdir=root / "work"))
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks run (OMP_NUM_THREADS=1): kernels may round differently per thread count
+    try:
+        build(tiny_config(f"hf:{src}", root / "single", workdir=root / "work"))
+    finally:
+        torch.set_num_threads(threads)
     probes = root / "work" / "probes"
     ckpts = [f"--probe={role}={next(probes.glob(f'resnet1d-{c}-*.pt'))}"
              for role, c in (("lower", "B8-K3-M2"), ("upper", "B32-K5-M4"))]

@@ -92,6 +92,76 @@ def test_exact_block_size_does_not_change_answers():
     np.testing.assert_allclose(small[1], big[1], rtol=1e-5, atol=1e-5)
 
 
+def _exact64(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 brute force from the vectors; ties go to the lowest reference index."""
+    d = (((x[:, None, :].astype(np.float64) - ref[None, :, :].astype(np.float64)) ** 2).sum(-1))
+    return d.argmin(1), d.min(1)
+
+
+def test_exact_answers_do_not_depend_on_batching_blocks_or_threads():
+    """Without PCA the query rows reach the search unchanged, so the exact search's answers
+    must be the same bits however the rows are batched, blocked or threaded (the float32
+    matrix product's rounding differs with all three)."""
+    import torch
+
+    ref, train = _clusters(300, seed=6), _clusters(500, seed=7)
+    nm = NeighborMap(None, "exact").fit(ref)
+    idx, dist = nm.query(train)
+    runs = [[nm.query(train[i:i + 37]) for i in range(0, len(train), 37)],
+            [NeighborMap(None, "exact", block_size=16).fit(ref).query(train)],
+            [nm.query(train[i:i + 1]) for i in range(0, 60)]]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        runs.append([nm.query(train)])
+    finally:
+        torch.set_num_threads(before)
+    for parts in runs:
+        n = sum(len(p[0]) for p in parts)
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), idx[:n])
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), dist[:n])
+    want_idx, want_dist = _exact64(ref, train)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dist, want_dist.astype(np.float32))
+
+
+def test_exact_ties_go_to_the_lowest_index_in_any_batch():
+    """More copies of a point than the float32 shortlist holds: every batching answers the
+    lowest index of the copies, with the float64 distance."""
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(100, 8)).astype(np.float32)
+    copies = [5, 17, 23, 40, 41, 42, 60, 61, 77, 90, 99]
+    ref[copies] = ref[5]
+    train = (ref[5] + rng.normal(scale=1e-3, size=(50, 8))).astype(np.float32)
+    nm = NeighborMap(None, "exact").fit(ref)
+    for parts in ([nm.query(train)], [nm.query(train[i:i + 7]) for i in range(0, 50, 7)]):
+        idx = np.concatenate([p[0] for p in parts])
+        np.testing.assert_array_equal(idx, np.full(50, 5))
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]),
+                                      _exact64(ref, train)[1].astype(np.float32))
+
+
+def test_exact_is_exact_when_the_float32_product_cancels():
+    """Points far from the origin: |r|^2 - 2 q.r loses most digits in float32, yet the answer
+    is the float64 nearest neighbour."""
+    ref, train = _points(300, d=8, seed=2) + 3000, _points(200, d=8, seed=3) + 3000
+    idx, dist = NeighborMap(None, "exact").fit(ref).query(train)
+    want_idx, want_dist = _exact64(ref, train)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dist, want_dist.astype(np.float32))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pca_projection_is_exact_to_float32(method):
+    """The projection is computed in float64 and rounded once (the BLAS' float32 rounding
+    would depend on the batch shape): it matches a float64 reference to the last bit but one."""
+    ref, train = _clusters(300, seed=6), _clusters(500, seed=7)
+    nm = NeighborMap(8, method).fit(ref)
+    p = nm.pca_
+    want = (train.astype(np.float64) - p.mean_) @ p.components_.astype(np.float64).T
+    np.testing.assert_allclose(nm.transform(train), want, rtol=2 ** -23, atol=1e-6)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_deterministic(method):
     ref, train = _clusters(400, seed=10), _clusters(800, seed=11)

@@ -52,3 +52,51 @@ def test_mnist1d_is_cached_and_leaves_global_rng_alone(tmp_path):
     assert sum(1 for _ in open_source(f"hf:{first}", "train")) == 160
     with pytest.raises(ValueError, match="unknown mnist1d arguments"):
         materialize_mnist1d({"bogus": 1}, root=tmp_path)
+
+
+def _copy(tiny_mnist1d, tmp_path):
+    import shutil
+
+    return shutil.copytree(tiny_mnist1d, tmp_path / "ds", ignore=shutil.ignore_patterns("README.md"))
+
+
+def test_card_with_a_python_yaml_tag_is_refused_in_one_line_and_never_run(tiny_mnist1d, tmp_path, capsys):
+    from proxyds.cli import main
+
+    src, marker = _copy(tiny_mnist1d, tmp_path), tmp_path / "PWNED"
+    (src / "README.md").write_text(f"---\nlicense: mit\npretty_name: !!python/object/apply:os.system ['touch {marker}']"
+                                   f"\n---\n# card\n")
+    with pytest.raises(ValueError, match=r"dataset card .*README\.md: its YAML header cannot be read safely \(line 3\).*"
+                                         r"python/object/apply:os\.system"):
+        open_source(f"hf:{src}", "train")
+    code = main(["build", f"hf:{src}", "--space", "resnet1d", "--input-column", "x", "--ratio", "0.1",
+                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "README.md" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("header,match", [
+    ("- a\n- b", "its YAML header must be a mapping"),
+    ("configs: [", "cannot be read safely"),
+    ("dataset_info: [1]", "datasets cannot read it"),
+])
+def test_malformed_cards_are_named(tiny_mnist1d, tmp_path, header, match):
+    src = _copy(tiny_mnist1d, tmp_path)
+    (src / "README.md").write_text(f"---\n{header}\n---\n")
+    with pytest.raises(ValueError, match=match):
+        open_source(f"hf:{src}", "train")
+
+
+def test_plain_card_is_read(tiny_mnist1d, tmp_path):
+    src = _copy(tiny_mnist1d, tmp_path)
+    (src / "README.md").write_text("---\nlicense: mit\ntags: [a, b]\n---\n# card\n")
+    assert sum(1 for _ in open_source(f"hf:{src}", "test")) == 120
+
+
+def test_dataset_loading_script_is_refused_never_run(tiny_mnist1d, tmp_path):
+    src, marker = _copy(tiny_mnist1d, tmp_path), tmp_path / "PWNED"
+    (src / "ds.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    with pytest.raises(ValueError, match=r"ds\.py is a dataset loading script; proxyds never runs code from a dataset"):
+        open_source(f"hf:{src}", "train")
+    assert not marker.exists()

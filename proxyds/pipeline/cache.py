@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,13 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()
 
 
+# What reading a damaged entry raises: a zip that is truncated or not a zip (BadZipFile, EOFError),
+# a member with a bad header, CRC or deflate stream (BadZipFile, ValueError, zlib.error), a
+# missing __meta__ (KeyError), a meta that is not UTF-8 JSON (both ValueErrors), unreadable
+# bytes (OSError).
+_DAMAGED = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
 class StageCache:
     """``load(stage, key)`` / ``save(stage, key, arrays, meta)`` under ``root/stages``."""
 
@@ -40,15 +49,22 @@ class StageCache:
         return self.root / f"{stage}-{key[:20]}.npz"
 
     def load(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+        """The stage's arrays and meta, or None when there is no entry or it is damaged.
+
+        A damaged entry (truncated, overwritten, not a zip, bad JSON meta) is a warning and
+        None, so the caller recomputes the stage and ``save`` replaces the entry.
+        """
         path = self._path(stage, key)
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = _read_npz(path)
             meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-        except (OSError, ValueError, KeyError) as err:  # damaged entry: recompute
-            log.warning("ignoring damaged cache entry %s (%s)", path, err)
+            if not isinstance(meta, dict):
+                raise ValueError("meta is not a JSON object")
+        except _DAMAGED as err:  # damaged entry: recompute
+            log.warning("ignoring damaged cache entry %s (%s: %s); recomputing the stage", path,
+                        type(err).__name__, err)
             return None
         log.info("stage %s: reusing %s", stage, path.name)
         return arrays, meta
@@ -63,3 +79,12 @@ class StageCache:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``; ValueError when it holds a bare ``.npy``."""
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError("an .npy array, not an .npz archive")
+    with z:
+        return {k: z[k] for k in z.files}

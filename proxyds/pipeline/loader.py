@@ -112,7 +112,7 @@ class SplitLoader:
                 self.index.skip(pos, reason)
             for pos, key in zip(batch.positions, batch.keys):
                 if key != self.index.keys[pos]:
-                    raise RuntimeError(f"{self.what} split changed while it was read (at position {pos}, key "
+                    raise BadInput(f"{self.what} split changed while it was read (at position {pos}, key "
                                        f"{key!r}); the source must not change during a build")
             yield batch
 

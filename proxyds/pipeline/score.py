@@ -241,7 +241,7 @@ def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache
     """Score the train split (or reuse the cached pass), mapping each example to its nearest
     usable reference example batch by batch: train features are never held whole."""
     cfg = plan.config
-    key = fingerprint("train-v2", probes_key, cfg.pca_components, cfg.neighbors)
+    key = fingerprint("train-v3", probes_key, cfg.pca_components, cfg.neighbors)
     hit = cache.load("score-train", key)
     if hit is not None:
         a = hit[0]

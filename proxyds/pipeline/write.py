@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import proxyds
+from proxyds.errors import BadInput
 from proxyds.manifest import write_manifest
 from proxyds.progress import progress
 from proxyds.pipeline.scan import read_examples
@@ -120,7 +121,7 @@ def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split:
     writer, convert = None, None
     for pos, ex in enumerate(read_examples(source, split, plan.on_error)):
         if pos >= len(index) or ex.key != index.keys[pos]:
-            raise RuntimeError(f"{split} source changed while it was read (at position {pos}, key {ex.key!r})")
+            raise BadInput(f"{split} source changed while it was read (at position {pos}, key {ex.key!r})")
         if keep is not None and not keep[pos]:
             continue
         payload = ex.payload if relabel is None else relabel(ex.payload, index.labels[pos], info)

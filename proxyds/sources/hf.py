@@ -5,6 +5,10 @@ understands, e.g. ``data/train-*.parquet`` + ``data/test-*.parquet``), a file pa
 ``{split}`` placeholder (``/data/cifar/{split}-*.parquet``), or a Hub name (which needs the
 network and is never used by proxyds' own tests).
 
+A local directory is checked before ``datasets`` sees it (:func:`check_dataset_dir`): a
+dataset loading script is refused, never run, and the dataset card's YAML header must load
+with PyYAML's safe loader.
+
 Examples are read shard by shard, in file order, so the order and the keys are the same on
 every run. Without a key column, an example's key is ``{split}-{index:08d}``, its position in
 the split.
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterator
 
 from proxyds.sources.base import Example, SplitInfo
 
-__all__ = ["HFSource"]
+__all__ = ["HFSource", "check_dataset_dir"]
 
 _FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
@@ -46,11 +51,17 @@ class HFSource:
         else:
             if location.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(location)):
                 raise FileNotFoundError(f"hf:{location}: no such directory")
+            check_dataset_dir(location)
             try:
                 self._ds = datasets.load_dataset(location, split=split, streaming=True)
-            except ValueError as err:  # datasets: 'Unknown split "x". Should be one of [...]'
-                raise ValueError(f"hf:{location}: split {split!r} not found ({err})") from err
-            files = datasets.load_dataset_builder(location).config.data_files or {}
+                files = datasets.load_dataset_builder(location).config.data_files or {}
+            except ValueError as err:
+                if "split" in str(err).lower():  # datasets: 'Unknown split "x". Should be one of [...]'
+                    raise ValueError(f"hf:{location}: split {split!r} not found ({err})") from err
+                raise ValueError(f"hf:{location}: datasets cannot read it ({err})") from err
+            except (TypeError, AttributeError, KeyError) as err:  # datasets on a malformed card's metadata
+                raise ValueError(f"hf:{location}: datasets cannot read it ({type(err).__name__}: {err}); "
+                                 f"check its README.md card and data files") from err
             self._files = list(files.get(split, []))
         features = self._ds.features  # as stored (an Image column stays Image(decode=True) in the output)
         self._ds = self._ds.decode(False)  # images stay {bytes, path}: original bytes, decoded only by proxyds
@@ -153,3 +164,46 @@ def _parquet_class_names(files: list[str], label_column: str) -> tuple[str, ...]
         raise ValueError(f"the label names of {os.path.basename(fa)} and {os.path.basename(fb)} differ "
                          f"({list(a)[:5]}… vs {list(b)[:5]}…)")
     return next(iter(found), None)
+
+
+def check_dataset_dir(location: str) -> None:
+    """Refuse a local dataset directory whose files would make ``datasets`` run code or fail
+    with a traceback, in one line naming the file: a loading script ``DIR/DIR_NAME.py``
+    (older ``datasets`` run it; proxyds never runs user or remote code), a ``README.md``
+    card that is not UTF-8 or whose YAML header does not load with the safe loader
+    (``!!python/object/apply:os.system`` and other Python tags included; nothing in it is
+    ever constructed). Anything that is not a local directory passes unchecked."""
+    path = os.path.expanduser(location)
+    if not os.path.isdir(path):
+        return
+    script = os.path.join(path, os.path.basename(os.path.normpath(path)) + ".py")
+    if os.path.exists(script):
+        raise ValueError(f"hf:{location}: {script} is a dataset loading script; proxyds never runs code from a "
+                         f"dataset: write the data as parquet (or arrow/csv/json) files without the script")
+    card = os.path.join(path, "README.md")
+    if os.path.isfile(card):
+        _check_card(card, location)
+
+
+def _check_card(card: str, location: str) -> None:
+    import yaml
+
+    try:
+        with open(card, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"hf:{location}: dataset card {card} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    header = re.match(r"\A\s*---[\r\n]+(.*?)[\r\n]+---(?:\r?\n|\Z)", text, re.DOTALL)
+    if header is None:
+        return
+    try:
+        meta = yaml.safe_load(header.group(1))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {text.count(chr(10), 0, header.start(1)) + mark.line + 1})" if mark is not None else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ValueError(f"hf:{location}: dataset card {card}: its YAML header cannot be read safely{where}: "
+                         f"{problem}; fix or remove the card (proxyds only loads plain YAML)") from None
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError(f"hf:{location}: dataset card {card}: its YAML header must be a mapping "
+                         f"(key: value lines), got {type(meta).__name__}")

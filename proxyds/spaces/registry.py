@@ -11,14 +11,18 @@ them by multiply-accumulates (:func:`count_macs`), with parameters and name as t
 so the choice is reproducible and does not depend on timing.
 
 :func:`resolve_space` also accepts a ``"pkg.module:attr"`` entry point, so a space defined
-in the user's own module needs no registration (``--space mypkg.spaces:my_space``).
+in the user's own module needs no registration (``--space mypkg.spaces:my_space``): the
+attribute must be a ``SearchSpace`` or a factory function annotated ``-> SearchSpace``;
+nothing else is called.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -212,7 +216,7 @@ class SearchSpace:
         required = ("forward_features", "forward_head", "num_features")
         missing = [attr for attr in required if not hasattr(model, attr)]
         if missing:
-            raise TypeError(
+            raise ValueError(
                 f"search space {self.name!r}: model for {config.name!r} lacks {', '.join(missing)}"
             )
         return model
@@ -290,7 +294,7 @@ def get_space(name: str) -> SearchSpace:
     if name not in _SPACES:
         space = _FACTORIES[name]()
         if not isinstance(space, SearchSpace) or space.name != name:
-            raise TypeError(
+            raise ValueError(
                 f"factory for search space {name!r} must return a SearchSpace named {name!r}, "
                 f"got {space!r}"
             )
@@ -312,10 +316,13 @@ def resolve_space(spec: str) -> SearchSpace:
     A registered name gives :func:`get_space`'s shared instance. ``"pkg.module:attr"``
     (the entry-point form of ``--space mypkg.spaces:my_space``) imports ``pkg.module`` and
     takes ``attr`` (dots allowed, ``module:Class.attr``), which must be a
-    :class:`SearchSpace` or a zero-argument callable returning one; a callable is called
-    on every resolve, so cache inside it if building the space is costly. Anything else,
-    and a module that cannot be imported, raises ``ValueError``; an attribute of the wrong
-    kind raises ``TypeError``.
+    :class:`SearchSpace`, or a factory: a zero-argument Python function that is registered
+    with :func:`register_space` or annotated ``-> SearchSpace``. Nothing else is ever called,
+    so a spec such as ``os:abort`` or ``subprocess:Popen`` cannot run code; a factory is
+    called on every resolve (cache inside it if building the space is costly) and what it
+    returns is checked. Every problem (unknown name, bad form, module that cannot be
+    imported, attribute of the wrong kind, factory returning something else) raises a
+    ``ValueError`` naming the spec and what is accepted.
     """
     if isinstance(spec, str) and spec in _FACTORIES:
         return get_space(spec)
@@ -323,7 +330,7 @@ def resolve_space(spec: str) -> SearchSpace:
         raise ValueError(
             f"unknown search space {spec!r}; use a registered name "
             f"({', '.join(sorted(_FACTORIES))}) or a Python entry point 'pkg.module:attr' "
-            f"naming a SearchSpace or a zero-argument function returning one"
+            f"naming {_ACCEPTED}"
         )
     module_name, attr_path = spec.split(":")
     try:
@@ -339,12 +346,51 @@ def resolve_space(spec: str) -> SearchSpace:
             raise ValueError(
                 f"search space {spec!r}: module {module_name!r} has no attribute {attr_path!r}"
             ) from None
-    space = target
-    if not isinstance(space, SearchSpace) and callable(space):
-        space = space()
+    if isinstance(target, SearchSpace):
+        return target
+    _check_factory(target, spec)
+    space = target()
     if not isinstance(space, SearchSpace):
-        raise TypeError(
-            f"search space {spec!r} must be a SearchSpace or a zero-argument callable "
-            f"returning one, got {type(space).__name__}"
+        raise ValueError(
+            f"search space {spec!r}: {attr_path}() returned {_kind(space)}, not a SearchSpace"
         )
     return space
+
+
+_ACCEPTED = (
+    "a SearchSpace, or a zero-argument function registered with @register_space or "
+    "annotated '-> SearchSpace'"
+)
+
+
+def _kind(value: object) -> str:
+    """'an int', 'a builtin_function_or_method', ... for error messages."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _check_factory(target: object, spec: str) -> None:
+    """Raise ValueError unless ``target`` is a factory :func:`resolve_space` may call.
+
+    Only plain Python functions qualify (never builtins such as ``os.abort`` or classes such
+    as ``subprocess.Popen``), and only those that say they make a space: registered with
+    :func:`register_space`, or with a return annotation of ``SearchSpace`` (a subclass
+    too; string annotations are resolved in the function's module).
+    """
+    what = f"search space {spec!r} names {_kind(target)}"
+    if not inspect.isfunction(target):
+        raise ValueError(f"{what}, not a SearchSpace; accepted: {_ACCEPTED}")
+    if not any(target is factory for factory in _FACTORIES.values()):
+        try:
+            returns = typing.get_type_hints(target).get("return")
+        except Exception as exc:  # noqa: BLE001 - any unresolvable annotation
+            raise ValueError(f"{what} whose return annotation cannot be resolved ({exc}); "
+                             f"accepted: {_ACCEPTED}") from None
+        if not (inspect.isclass(returns) and issubclass(returns, SearchSpace)):
+            shown = "none" if returns is None else getattr(returns, "__name__", repr(returns))
+            raise ValueError(f"{what} that is not registered and not annotated '-> SearchSpace' "
+                             f"(return annotation: {shown}), so it is not called; accepted: {_ACCEPTED}")
+    try:
+        inspect.signature(target).bind()
+    except TypeError:
+        raise ValueError(f"{what} that needs arguments; a factory takes none") from None
