@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from proxyds.manifest import MANIFEST_SCHEMA
-from proxyds.scan import OK
+from proxyds.pipeline.scan import OK
 
 if TYPE_CHECKING:
     from proxyds.verifier.report import VerifyReport
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["check_manifest", "kept_classes"]
 
 _OPTIONAL_COLUMNS = {"proxy_label"}  # absent from manifests written before label reduction
-_SKIPPED = "skipped: "  # proxyds.scan.SplitIndex.skip's prefix
+_SKIPPED = "skipped: "  # proxyds.pipeline.scan.SplitIndex.skip's prefix
 
 
 def check_manifest(out: Path, record: dict, report: VerifyReport) -> dict | None:
