@@ -79,8 +79,8 @@ class Copier:
     """A resolved wds→wds plan and the scanned train split, ready to run ``_copy_split``."""
 
     def __init__(self, data: Path, out_root: Path):
-        from proxyds.pipeline.plan import resolve
         from proxyds.config import BuildConfig
+        from proxyds.pipeline.plan import resolve
         from proxyds.pipeline.scan import class_names, scan
 
         self.out_root = out_root

@@ -116,12 +116,12 @@ class Scorer:
     """The build's side: a resolved plan, the scanned train index, the probes, and a fitted map."""
 
     def __init__(self, data: Path, space: str, *, batch_size: int, workers: int, device: str):
-        from proxyds.pipeline.plan import resolve
-        from proxyds.pipeline.score import score_split
         from proxyds.config import BuildConfig
-        from proxyds.selection.mapping import NeighborMap
+        from proxyds.pipeline.plan import resolve
         from proxyds.pipeline.probes import pick_device
         from proxyds.pipeline.scan import class_names, scan
+        from proxyds.pipeline.score import score_split
+        from proxyds.selection.mapping import NeighborMap
 
         self._score_split = score_split
         self.device = pick_device(device)

@@ -18,10 +18,8 @@ done; the probes' weights are cached beside them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -31,19 +29,16 @@ import numpy as np
 import torch
 
 from proxyds.harness.data import DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model
+from proxyds.pipeline.cache import fingerprint
 from proxyds.pipeline.probes import pick_device
 from proxyds.recipe import RECOMMENDED, ProxyRecipe
 from proxyds.selection.sampling import draw, proxy_size
+from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["TrainRecipe", "DataSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "load_data", "train_model",
            "predict", "accuracy", "Harness", "evaluate"]
 
 log = logging.getLogger(__name__)
-
-
-def _digest(obj) -> str:
-    raw = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -83,10 +78,10 @@ class Harness:
         self.__dict__.update(state, space=get_space(state["space"]))
 
     def _path(self, job: _Job) -> Path:
-        subset = "full" if job.subset is None else _digest(np.asarray(job.subset, np.int64).tobytes())[:16]
+        subset = "full" if job.subset is None else fingerprint(np.asarray(job.subset, np.int64).tobytes())[:16]
         key = {"v": 1, "data": self._fp, "space": self.space.name, "config": job.config,
                "recipe": asdict(job.recipe or self.recipe), "subset": subset, "seed": job.seed}
-        return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{_digest(key)[:12]}.json"
+        return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{fingerprint(key)[:12]}.json"
 
     def cached(self, job: _Job) -> dict | None:
         path = self._path(job)
@@ -109,8 +104,8 @@ class Harness:
         path.parent.mkdir(parents=True, exist_ok=True)
         if job.keep_model:
             state = {k: v.cpu() for k, v in model.state_dict().items()}
-            _atomic(path.with_suffix(".pt"), lambda p: torch.save(state, p))
-        _atomic(path, lambda p: p.write_text(json.dumps(result)))
+            atomic_write(path.with_suffix(".pt"), lambda p: torch.save(state, p))
+        atomic_write(path, lambda p: p.write_text(json.dumps(result)))
         return result
 
     def run_many(self, jobs: list[_Job], desc: str = "train") -> list[dict]:
@@ -160,12 +155,6 @@ def _threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    tmp.replace(path)
 
 
 _WORKER: Harness | None = None
@@ -289,9 +278,9 @@ def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pc
     """The :class:`~proxyds.selection.selectors.Scores` a build computes, from the harness's probes (the
     space's ``probes`` configs spread by MACs, trained on the full train split with seed 0):
     what every selector weighs, the same object in build and evaluate."""
+    from proxyds.pipeline.probes import label_prob_entropy
     from proxyds.selection import importance as imp
     from proxyds.selection.mapping import NeighborMap
-    from proxyds.pipeline.probes import label_prob_entropy
     from proxyds.selection.selectors import Scores
 
     configs = space.probes(probes, data.num_classes)
@@ -315,8 +304,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     """Train every config on the full data and on every proxy, compute the ranking metrics and
     write the report (results.json, report.md, figures) to ``cfg.out``; returns the results."""
     from proxyds.harness import report
-    from proxyds.selection.selectors import select_weights
     from proxyds.presets import cache_dir
+    from proxyds.selection.selectors import select_weights
     from proxyds.spaces import get_space
 
     t0 = time.perf_counter()

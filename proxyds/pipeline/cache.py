@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["StageCache", "fingerprint"]
 
@@ -70,15 +71,8 @@ class StageCache:
         return arrays, meta
 
     def save(self, stage: str, key: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
-        path = self._path(stage, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         payload = dict(arrays, __meta__=np.frombuffer(json.dumps(meta or {}).encode(), dtype=np.uint8))
-        with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(self._path(stage, key), lambda tmp: _savez(tmp, payload), durable=True)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -88,3 +82,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError("an .npy array, not an .npz archive")
     with z:
         return {k: z[k] for k in z.files}
+
+
+def _savez(path: Path, payload: dict) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **payload)

@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from proxyds.errors import BadInput, ErrorPolicy
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.plan import Plan
 from proxyds.pipeline.probes import PROBE_HPARAMS, score_batch, train_probe
-from proxyds.errors import BadInput, ErrorPolicy
 from proxyds.pipeline.scan import SplitIndex, decode_status, encode_status
 from proxyds.pipeline.summary import probe_roles
 from proxyds.presets import cache_dir
 from proxyds.progress import progress
 from proxyds.selection import importance as imp
 from proxyds.selection.mapping import NeighborMap
+from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["SplitScores", "ReferenceScores", "TrainScores", "train_or_load_probes", "load_probe", "score_split",
            "score_reference", "score_train"]
@@ -136,10 +136,8 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
                         lr=cfg.lr, weight_decay=PROBE_HPARAMS["weight_decay"],
                         warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}")
             if w.main:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-                os.replace(tmp, path)
+                state = {k: v.cpu() for k, v in model.state_dict().items()}
+                atomic_write(path, lambda tmp: torch.save(state, tmp))
             w.barrier()
         models.append(model.to(device).eval())
         paths.append(path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from proxyds.selection import importance as imp
 from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
+from proxyds.selection import importance as imp
 
 __all__ = ["build_summary", "proxy_training", "probe_roles"]
 

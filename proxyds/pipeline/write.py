@@ -16,8 +16,8 @@ import numpy as np
 import proxyds
 from proxyds.errors import BadInput
 from proxyds.manifest import write_manifest
-from proxyds.progress import progress
 from proxyds.pipeline.scan import read_examples
+from proxyds.progress import progress
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.card import write_card
 from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row

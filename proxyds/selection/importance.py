@@ -28,7 +28,6 @@ frequent pair case, ties going to the more informative case in the order 3, 4, 2
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np

@@ -13,11 +13,11 @@ import os
 import secrets
 import shutil
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output_dir", "check_output_dir", "sha256_file"]
+__all__ = ["atomic_output_dir", "atomic_write", "check_output_dir", "sha256_file"]
 
 _BLOCK = 1 << 20
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:32] or "host"
@@ -91,6 +91,24 @@ def atomic_output_dir(out: str | Path, *, overwrite: bool = False, marker: str |
         raise
     _move_into_place(tmp, out, overwrite=overwrite)
     _fsync_dir(parent)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], *, durable: bool = False) -> None:
+    """Write a file all at once: ``write(tmp)`` fills a hidden temporary sibling, which is then
+    renamed over ``path``, so a reader (or a resumed build) never sees half a file. With
+    ``durable`` the data is fsync'ed before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: str | Path) -> str:

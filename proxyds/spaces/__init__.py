@@ -10,6 +10,8 @@ your own with ``@register_space("name")`` over a zero-argument factory, or name 
 another module as ``"pkg.module:attr"`` and load it with :func:`resolve_space`.
 """
 
+from . import cnn1d, mlp1d  # noqa: F401  (register the cnn1d and mlp1d spaces)
+from .efficientnet import EfficientNetCifar
 from .registry import (
     ArchConfig,
     SearchSpace,
@@ -21,9 +23,7 @@ from .registry import (
     resolve_space,
 )
 from .resnet import BKM_GRID, ResNet
-from .efficientnet import EfficientNetCifar
 from .tv_resnet import TorchvisionResNet
-from . import cnn1d, mlp1d  # noqa: F401  (register the cnn1d and mlp1d spaces)
 
 __all__ = [
     "ArchConfig",

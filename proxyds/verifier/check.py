@@ -29,9 +29,8 @@ import os
 import stat
 from pathlib import Path
 
-
+from proxyds.pipeline.write import CONTENT_DIGEST_FIELD, FORMAT_VERSION, record_digest
 from proxyds.sinks.atomic import sha256_file
-from proxyds.pipeline.write import CONTENT_DIGEST_FIELD, record_digest
 from proxyds.verifier.manifest import check_manifest, kept_classes
 from proxyds.verifier.report import VerifyReport
 from proxyds.verifier.shards import read_parquet, read_tars
@@ -40,7 +39,6 @@ __all__ = ["verify"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # the proxy.json version this verifier reads (proxyds.pipeline.write.FORMAT_VERSION)
 SPLITS = ("train", "test")
 
 
