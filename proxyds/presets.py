@@ -8,7 +8,6 @@ through the ``hf:`` reader like any other dataset.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from proxyds.registry import Registry
 
 __all__ = ["Preset", "Located", "register_preset", "get_preset", "list_presets", "cache_dir", "MNIST1D_ARGS"]
 
@@ -48,25 +49,19 @@ class Preset:
     extra: dict = field(default_factory=dict)
 
 
-_PRESETS: dict[str, Preset] = {}
+_PRESETS: Registry[Preset] = Registry("preset")
+list_presets = _PRESETS.names
 
 
 def register_preset(preset: Preset) -> Preset:
-    if preset.name in _PRESETS:
-        raise ValueError(f"preset {preset.name!r} is already registered")
-    _PRESETS[preset.name] = preset
-    return preset
+    return _PRESETS.register(preset.name, preset)
 
 
 def get_preset(name: str) -> Preset:
     if name not in _PRESETS:
         raise ValueError(f"unknown dataset {name!r}; known presets: {', '.join(list_presets())} "
                          f"(or give a source as hf:PATH or wds:PATTERN)")
-    return _PRESETS[name]
-
-
-def list_presets(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _PRESETS if fnmatch.fnmatch(n, pattern))
+    return _PRESETS.get(name)
 
 
 def cache_dir() -> Path:

@@ -47,5 +47,14 @@ class Registry(Generic[T]):
         """Sorted names matching the fnmatch ``pattern``."""
         return [n for n in sorted(self._entries) if fnmatch.fnmatchcase(n, pattern)]
 
+    def copy(self) -> Registry[T]:
+        """An independent registry with the same entries (e.g. to register test entries)."""
+        new = Registry(self.kind)
+        new._entries = dict(self._entries)
+        return new
+
+    def values(self) -> list[T]:
+        return [self._entries[n] for n in self.names()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries

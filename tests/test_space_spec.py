@@ -111,7 +111,8 @@ def test_annotated_factory_is_called_and_checked(spec_module):
 
 
 def test_registered_factory_is_accepted_unannotated(spec_module, monkeypatch):
-    monkeypatch.setitem(registry._FACTORIES, "spec_registered", spec_module.registered)
+    monkeypatch.setattr(registry, "_FACTORIES", registry._FACTORIES.copy())
+    registry._FACTORIES.register("spec_registered", spec_module.registered)
     assert resolve_space(f"{spec_module.__name__}:registered").name == "spec_tiny"
 
 

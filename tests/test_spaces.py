@@ -307,7 +307,7 @@ def test_register_duplicate_fails():
 
 
 def test_register_new_space(monkeypatch):
-    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setattr(registry, "_FACTORIES", registry._FACTORIES.copy())
     monkeypatch.setattr(registry, "_SPACES", dict(registry._SPACES))
 
     @register_space("tiny_test")

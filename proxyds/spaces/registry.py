@@ -18,7 +18,6 @@ nothing else is called.
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import inspect
 import re
@@ -29,6 +28,8 @@ from types import MappingProxyType
 
 import torch
 from torch import nn
+
+from proxyds.registry import Registry
 
 __all__ = [
     "ArchConfig",
@@ -261,7 +262,7 @@ class SearchSpace:
         return [ordered[round(i * (n - 1) / (k - 1))] for i in range(k)]
 
 
-_FACTORIES: dict[str, Callable[[], SearchSpace]] = {}
+_FACTORIES: Registry[Callable[[], SearchSpace]] = Registry("search space")
 _SPACES: dict[str, SearchSpace] = {}
 
 
@@ -271,28 +272,19 @@ def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[
     The factory runs on the first :func:`get_space` call, so registering costs nothing at
     import. A name can be registered once; a duplicate raises ``ValueError``.
     """
-    if not isinstance(name, str) or not name or any(ch.isspace() for ch in name):
-        raise ValueError(
-            f"search space name must be a non-empty string without spaces, got {name!r}"
-        )
-    if name in _FACTORIES:
-        raise ValueError(f"search space {name!r} is already registered")
+    return _FACTORIES.register(name)
 
-    def decorator(factory: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
-        if name in _FACTORIES:
-            raise ValueError(f"search space {name!r} is already registered")
-        _FACTORIES[name] = factory
-        return factory
 
-    return decorator
+def list_spaces(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered spaces matching the fnmatch ``pattern``."""
+    return _FACTORIES.names(pattern)
 
 
 def get_space(name: str) -> SearchSpace:
     """The registered search space ``name`` (built once, then shared)."""
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown search space {name!r}; known: {', '.join(sorted(_FACTORIES))}")
+    factory = _FACTORIES.get(name)
     if name not in _SPACES:
-        space = _FACTORIES[name]()
+        space = factory()
         if not isinstance(space, SearchSpace) or space.name != name:
             raise ValueError(
                 f"factory for search space {name!r} must return a SearchSpace named {name!r}, "
@@ -300,11 +292,6 @@ def get_space(name: str) -> SearchSpace:
             )
         _SPACES[name] = space
     return _SPACES[name]
-
-
-def list_spaces(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered spaces matching the fnmatch ``pattern``."""
-    return [n for n in sorted(_FACTORIES) if fnmatch.fnmatchcase(n, pattern)]
 
 
 _ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -329,7 +316,7 @@ def resolve_space(spec: str) -> SearchSpace:
     if not isinstance(spec, str) or not _ENTRY_POINT.match(spec):
         raise ValueError(
             f"unknown search space {spec!r}; use a registered name "
-            f"({', '.join(sorted(_FACTORIES))}) or a Python entry point 'pkg.module:attr' "
+            f"({', '.join(_FACTORIES.names())}) or a Python entry point 'pkg.module:attr' "
             f"naming {_ACCEPTED}"
         )
     module_name, attr_path = spec.split(":")
