@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import traceback
+import types
+import typing
 from collections.abc import Sequence
 
-from proxyds.config import DEFAULT_WEIGHTS, FORMATS, NEIGHBORS, PROBE_HPARAMS, BuildConfig
-from proxyds.errors import ON_ERROR
+from proxyds.config import BuildConfig
 
 __all__ = ["main"]
 
@@ -31,6 +33,46 @@ def _common() -> argparse.ArgumentParser:
     return c
 
 
+_PARSE = {"weights": {"type": _weights}, "append": {"action": "append"}}
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
+    """One option per field of ``config_class`` that carries help in its metadata (see
+    ``proxyds.config._opt``): flag, type, default and help all come from the field, so a new
+    setting is added in one place."""
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        meta = dict(f.metadata)
+        if "help" not in meta:
+            continue
+        kind = _plain_type(hints[f.name])
+        kwargs = {"help": meta.pop("help")}
+        for key in ("choices", "metavar", "required"):
+            if key in meta:
+                kwargs[key] = meta[key]
+        if meta.get("positional"):
+            parser.add_argument(f.name, **kwargs)
+            continue
+        if "parse" in meta:
+            kwargs.update(_PARSE[meta["parse"]])
+        elif kind is bool:
+            kwargs["action"] = "store_true"
+        elif kind in (int, float):
+            kwargs["type"] = kind
+        if f.default is not dataclasses.MISSING:
+            kwargs["default"] = [] if kwargs.get("action") == "append" else f.default
+            if not any(f.default is x for x in (None, False, ())) and "default" not in kwargs["help"]:
+                shown = ",".join(f"{x:g}" for x in f.default) if isinstance(f.default, tuple) else f.default
+                kwargs["help"] += f" (default {shown})"
+        parser.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), dest=f.name, **kwargs)
+
+
+def _plain_type(hint):
+    """``int`` for ``int | None`` and so on: the type argparse converts to."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="proxyds", description="Build data proxies for fast neural-architecture search.",
@@ -43,58 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", parents=[_common()], help="build a proxy dataset (paper Algorithm 1)",
                        description="Score every train example with two probe networks, map it to its nearest "
                                    "reference example, and draw a weighted subset of --ratio of the train split.")
-    b.add_argument("dataset", help="a preset (see `proxyds datasets`) or a source: hf:DIR, hf:PATTERN-with-{split}, "
-                                   "wds:BRACE-PATTERN or wds:DIR")
-    b.add_argument("--ratio", type=float, required=True, help="fraction of the train split to keep, in (0, 1)")
-    b.add_argument("--out", required=True, help="output directory (written atomically)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the weighted draw (default 0)")
-    b.add_argument("--format", choices=FORMATS, default=None,
-                   help="output format (default: parquet for hf input, wds for wds input)")
-    b.add_argument("--data", default=None, help="where a preset's data lives, if not generated or cached")
-    b.add_argument("--reference", default=None, help="source spec of the reference split, if not beside the train split")
-    b.add_argument("--train-split", default=None, help="train split name (default: preset's, else 'train')")
-    b.add_argument("--reference-split", default=None,
-                   help="reference split that scores importance (default: preset's, else 'test')")
-    b.add_argument("--label-column", default=None, help="label column / tar field (default: label for hf, cls for wds)")
-    b.add_argument("--input-column", default=None, help="column / tar field the probes read (preset's by default)")
-    b.add_argument("--key-column", default=None, help="hf column holding a unique key (default: the row index)")
-    b.add_argument("--space", default=None, help="search space (see `proxyds spaces`; preset's by default)")
-    b.add_argument("--selector", default=BuildConfig.selector,
-                   help=f"how train examples are weighted before the draw: a registered selector or module:attr, "
-                        f"a function of proxyds.selection.selectors.Scores (default {BuildConfig.selector}, the best "
-                        "measured; see docs/benchmarks.md): entropy = Na et al.'s entropy-bin weights from the upper "
-                        "probe; probe = the paper's case importance mapped from the reference split; random; "
-                        "class-balanced; easy-soft = class-balanced x the probes' mean true-label probability")
-    b.add_argument("--weights", type=_weights, default=DEFAULT_WEIGHTS,
-                   help="case weights c1,c2,c3,c4: both correct, both wrong, only the better probe correct, only the "
-                        "worse probe correct; higher = more likely kept (default 2,1,6,1 as in the paper)")
-    b.add_argument("--probes", type=int, default=2,
-                   help="number of probes, spread over the space by MACs (default 2: cheapest and most expensive); "
-                        "with k > 2 an example's importance is its mean case weight over all probe pairs")
-    b.add_argument("--label-reduction", default="auto",
-                   help="auto (default): drop the lowest-scoring classes when the proxy would average fewer than "
-                        "--min-per-class examples per class; off; or N: keep the N highest-scoring classes")
-    b.add_argument("--label-intermediate", type=float, default=None,
-                   help="fraction of the train split the kept classes hold before the draw (default 2 x ratio)")
-    b.add_argument("--min-per-class", type=int, default=100, help="auto label reduction threshold (default 100)")
-    b.add_argument("--probe", action="append", default=[], metavar="ROLE=PATH", dest="probe_checkpoints",
-                   help="load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt "
-                        "(a state_dict saved with torch.save; loaded with weights_only=True and shape-checked)")
-    b.add_argument("--on-error", choices=ON_ERROR, default="raise",
-                   help="raise (default): stop at the first bad example, naming it; skip: leave it out, count it in "
-                        "proxy.json and mark it in the manifest's status column")
-    b.add_argument("--probe-epochs", type=int, default=PROBE_HPARAMS["epochs"], help="epochs of probe training")
-    b.add_argument("--probe-seed", type=int, default=0, help="seed of probe training (default 0)")
-    b.add_argument("--batch-size", type=int, default=PROBE_HPARAMS["batch_size"])
-    b.add_argument("--lr", type=float, default=PROBE_HPARAMS["lr"], help="probe peak learning rate (Adam)")
-    b.add_argument("--pca-components", type=int, default=64, help="PCA dimensions of the upper probe's features")
-    b.add_argument("--neighbors", choices=NEIGHBORS, default="hnsw", help="nearest-neighbour search (default hnsw)")
-    b.add_argument("--rows-per-shard", type=int, default=10_000, help="examples per output shard")
-    b.add_argument("--workdir", default=None, help="cache for probe checkpoints (default $PROXYDS_CACHE/work)")
-    b.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    b.add_argument("--workers", type=int, default=None,
-                   help="decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
+    add_config_options(b, BuildConfig)
 
     _evaluate_parser(sub)
     sub.add_parser("spaces", parents=[_common()], help="list search spaces with their configs, MACs and params")
@@ -219,13 +210,7 @@ def format_evaluation(r: dict, out) -> str:
 def _build(args) -> int:
     from proxyds.pipeline.build import build
 
-    fields = {k: getattr(args, k) for k in ("dataset", "out", "ratio", "seed", "format", "data", "reference",
-                                            "train_split", "reference_split", "label_column", "input_column",
-                                            "key_column", "space", "selector", "weights", "probes", "label_reduction",
-                                            "label_intermediate", "min_per_class", "probe_checkpoints", "on_error",
-                                            "probe_epochs", "probe_seed",
-                                            "batch_size", "lr", "pca_components", "neighbors", "rows_per_shard",
-                                            "workdir", "overwrite", "device", "workers")}
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig) if hasattr(args, f.name)}
     result = build(BuildConfig(**fields))
     print(format_summary(result.summary, result.out, result.stage_seconds))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 from proxyds.errors import ON_ERROR
@@ -37,6 +37,12 @@ def validate_weights(weights: Sequence[float]) -> tuple[float, float, float, flo
     return w
 
 
+def _opt(default=MISSING, help: str = "", **cli):
+    """A config field with its command-line form: ``help`` and argparse details in the field's
+    metadata, so ``proxyds build``'s options are generated from this class (cli.py)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 FORMATS = ("parquet", "wds")
 NEIGHBORS = ("hnsw", "exact")
 #: What ``proxyds build`` weighs examples by unless told otherwise: the best measured (docs/benchmarks.md).
@@ -51,38 +57,58 @@ class BuildConfig:
     Fields left as None take the preset's value (or, for a plain source, a documented default).
     """
 
-    dataset: str
-    out: Path
-    ratio: float
-    seed: int = 0
-    format: str | None = None             # parquet | wds; None: parquet for hf input, wds for wds input
-    data: str | None = None               # a preset's data location (--data PATH)
-    reference: str | None = None          # source spec of the reference split if it lives elsewhere
-    train_split: str | None = None
-    reference_split: str | None = None
-    label_column: str | None = None
-    input_column: str | None = None
-    key_column: str | None = None
-    space: str | None = None
-    selector: str = "entropy"             # a registered selector (proxyds.selection.selectors) or module:attr
-    weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
-    probes: int = 2                       # k probes spread over the space by MACs (2: cheapest + most expensive)
-    label_reduction: str = "auto"         # auto | off | N (keep the N highest-scoring classes)
-    label_intermediate: float | None = None  # fraction kept by label reduction before the draw; None: 2 * ratio
-    min_per_class: int = 100              # auto: reduce labels when the proxy would average fewer per class
-    probe_epochs: int = PROBE_HPARAMS["epochs"]
-    probe_seed: int = 0
-    batch_size: int = PROBE_HPARAMS["batch_size"]
-    lr: float = PROBE_HPARAMS["lr"]
-    pca_components: int = 64
-    neighbors: str = "hnsw"
-    rows_per_shard: int = 10_000
-    workdir: Path | None = None
-    overwrite: bool = False
-    device: str = "auto"
-    on_error: str = "raise"               # raise: stop at the first bad example; skip: count it and go on
-    workers: int | None = None            # decoding processes; None: 0 for 1-D inputs, else min(8, cores - 1)
-    probe_checkpoints: tuple[tuple[str, str], ...] = ()  # (role, path): trained probes to load instead of training
+    dataset: str = _opt(help="a preset (see `proxyds datasets`) or a source: hf:DIR, hf:PATTERN-with-{split}, "
+                             "wds:BRACE-PATTERN or wds:DIR", positional=True)
+    out: Path = _opt(help="output directory (written atomically; never inside an input)", required=True)
+    ratio: float = _opt(help="fraction of the train split to keep, in (0, 1)", required=True)
+    seed: int = _opt(0, "seed of the weighted draw")
+    format: str | None = _opt(None, "output format (default: parquet for hf input, wds for wds input)",
+                              choices=FORMATS)
+    data: str | None = _opt(None, "where a preset's data lives, if not generated or cached")
+    reference: str | None = _opt(None, "source spec of the reference split, if not beside the train split")
+    train_split: str | None = _opt(None, "train split name (default: preset's, else 'train')")
+    reference_split: str | None = _opt(None, "reference split that scores importance (default: preset's, else "
+                                             "'test')")
+    label_column: str | None = _opt(None, "label column / tar field (default: label for hf, cls for wds)")
+    input_column: str | None = _opt(None, "column / tar field the probes read (preset's by default)")
+    key_column: str | None = _opt(None, "hf column holding a unique key (default: the row index)")
+    space: str | None = _opt(None, "search space (see `proxyds spaces`; preset's by default) or module:attr")
+    selector: str = _opt(DEFAULT_SELECTOR,
+                         "how train examples are weighted before the draw: a registered selector or module:attr, a "
+                         "function of proxyds.selection.selectors.Scores (the default is the best measured; see "
+                         "docs/benchmarks-selectors.md): entropy = Na et al.'s entropy-bin weights from the upper "
+                         "probe; probe = the paper's case importance mapped from the reference split; random; "
+                         "class-balanced; easy-soft = class-balanced x the probes' mean true-label probability; "
+                         "entropy-committee")
+    weights: tuple[float, float, float, float] = _opt(
+        DEFAULT_WEIGHTS, "case weights c1,c2,c3,c4: both correct, both wrong, only the better probe correct, only the "
+        "worse probe correct; higher = more likely kept; the default is the paper's", parse="weights")
+    probes: int = _opt(2, "number of probes, spread over the space by MACs (2: cheapest and most expensive); with "
+                          "k > 2 an example's importance is its mean case weight over all probe pairs")
+    label_reduction: str = _opt("auto", "auto: drop the lowest-scoring classes when the proxy would average fewer "
+                                        "than --min-per-class examples per class; off; or N: keep the N "
+                                        "highest-scoring classes")
+    label_intermediate: float | None = _opt(None, "fraction of the train split the kept classes hold before the "
+                                                  "draw (default 2 x ratio)")
+    min_per_class: int = _opt(100, "auto label reduction threshold")
+    probe_epochs: int = _opt(PROBE_HPARAMS["epochs"], "epochs of probe training")
+    probe_seed: int = _opt(0, "seed of probe training")
+    batch_size: int = _opt(PROBE_HPARAMS["batch_size"], "probe training and scoring batch size")
+    lr: float = _opt(PROBE_HPARAMS["lr"], "probe peak learning rate (AdamW, warm-up then cosine)")
+    pca_components: int = _opt(64, "PCA dimensions of the upper probe's features")
+    neighbors: str = _opt("hnsw", "nearest-neighbour search", choices=NEIGHBORS)
+    rows_per_shard: int = _opt(10_000, "examples per output shard")
+    workdir: Path | None = _opt(None, "work dir caching every stage (scan, probe checkpoints, scoring passes) so a "
+                                      "killed build resumes (default $PROXYDS_CACHE/work)")
+    overwrite: bool = _opt(False, "replace --out if it holds a previous proxyds output (never anything else)")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    on_error: str = _opt("raise", "raise: stop at the first bad example, naming it; skip: leave it out, count it in "
+                                  "proxy.json and mark it in the manifest's status column", choices=ON_ERROR)
+    workers: int | None = _opt(None, "decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
+    probe_checkpoints: tuple[tuple[str, str], ...] = _opt(
+        (), "load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt (a "
+            "state_dict saved with torch.save; loaded with weights_only=True and shape-checked)",
+        flag="--probe", parse="append", metavar="ROLE=PATH")
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):

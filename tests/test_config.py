@@ -137,3 +137,19 @@ def test_replace_revalidates(tmp_path):
     assert dataclasses.replace(cfg, ratio=0.3).ratio == 0.3
     with pytest.raises(ValueError, match="ratio"):
         dataclasses.replace(cfg, ratio=2.0)
+
+
+def test_every_build_setting_is_a_cli_option_with_the_configs_default(tmp_path):
+    """The CLI is generated from BuildConfig: a new field is an option, with the same default."""
+    import dataclasses
+
+    from proxyds.cli import _parser
+
+    args = _parser().parse_args(["build", "mnist1d", "--ratio", "0.1", "--out", str(tmp_path / "o")])
+    for f in dataclasses.fields(BuildConfig):
+        if f.name == "extra":
+            continue
+        assert hasattr(args, f.name), f"BuildConfig.{f.name} has no command-line option"
+        if f.default is not dataclasses.MISSING:
+            assert BuildConfig(**{"dataset": "mnist1d", "out": "o", "ratio": 0.1, f.name: getattr(args, f.name)}) \
+                == BuildConfig(dataset="mnist1d", out="o", ratio=0.1), f.name
