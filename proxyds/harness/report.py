@@ -122,20 +122,30 @@ def _num(x: float, digits: int = 3) -> str:
 def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
     """report.md: data and settings, then Table 1 (configs x full and proxy accuracies, then the
     correlation rows), the paired difference against random, baselines and noise ceiling."""
+    cols = [(sel, ratio) for ratio in map(str, r["settings"]["ratios"]) for sel in r["settings"]["selectors"]]
+    lines = _md_settings(r) + _md_table1(r, cols) + _md_vs_random(r, cols) + _md_baselines(r)
+    lines += _md_notes_and_timing(r)
+    lines += [f"![pairwise {label}]({name})" for label, name in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _md_settings(r: dict) -> list[str]:
     st, d = r["settings"], r["data"]
-    cols = [(sel, ratio) for ratio in map(str, st["ratios"]) for sel in st["selectors"]]
-    lines = [f"# proxyds evaluate: `{r['benchmark']}` on space `{r['space']}`", "",
-             f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
-             "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
-             f"- evaluation split B: {d['evaluation_B']}", f"- generator: `{json.dumps(d['generator'])}`",
-             f"- full-data training: `{json.dumps(st['recipe'])}`",
-             f"- proxy training: `{json.dumps(st.get('proxy_training', st['recipe']))}` "
-             f"(proxy recipe `{json.dumps(st.get('proxy_recipe', {}))}`)",
-             f"- {st['full_seeds']} full-data seeds; {st['proxy_seeds']} proxy seeds per selector and ratio "
-             f"({st['seeds']})", "",
-             "## Table 1: accuracy (%) on split B, mean over seeds", ""]
+    return [f"# proxyds evaluate: `{r['benchmark']}` on space `{r['space']}`", "",
+            f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
+            "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
+            f"- evaluation split B: {d['evaluation_B']}", f"- generator: `{json.dumps(d['generator'])}`",
+            f"- full-data training: `{json.dumps(st['recipe'])}`",
+            f"- proxy training: `{json.dumps(st.get('proxy_training', st['recipe']))}` "
+            f"(proxy recipe `{json.dumps(st.get('proxy_recipe', {}))}`)",
+            f"- {st['full_seeds']} full-data seeds; {st['proxy_seeds']} proxy seeds per selector and ratio "
+            f"({st['seeds']})", "",
+            "## Table 1: accuracy (%) on split B, mean over seeds", ""]
+
+
+def _md_table1(r: dict, cols: list) -> list[str]:
     head = ["#", "rank", "config", "MACs", "full"] + [f"{sel} {_pct(float(ratio))}" for sel, ratio in cols]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     full_mean = [c["full_mean"] for c in r["configs"]]
     best, rank = int(np.argmax(full_mean)), np.empty(len(full_mean), int)
     rank[np.argsort(-np.asarray(full_mean), kind="stable")] = np.arange(1, len(full_mean) + 1)
@@ -151,31 +161,42 @@ def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
         cells = [label, "", "", "", "—"] + [_ms(r["proxies"][sel][ratio]["metrics"][key], scale, digits)
                                             for sel, ratio in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "rank: the config's rank on the full data (1 = best; the heatmaps' axes). Bold: the best config "
-              "on the full data, and the one each proxy ranks first. Rows below the configs: mean ± std over proxy "
-              "seeds, each seed's proxy accuracies against the mean full accuracy.",
-              "", "## Paired difference against `random` (same seed, same draw uniforms)", "",
-              "| selector | ratio | Δ Spearman (95% CI) | Δ top-half Spearman (95% CI) "
-              "| Δ regret, points (95% CI) |",
-              "|---|---|---|---|---|"]
+    return lines + ["", "rank: the config's rank on the full data (1 = best; the heatmaps' axes). Bold: the best "
+                    "config on the full data, and the one each proxy ranks first. Rows below the configs: mean ± std "
+                    "over proxy seeds, each seed's proxy accuracies against the mean full accuracy."]
+
+
+def _md_vs_random(r: dict, cols: list) -> list[str]:
+    lines = ["", "## Paired difference against `random` (same seed, same draw uniforms)", "",
+             "| selector | ratio | Δ Spearman (95% CI) | Δ top-half Spearman (95% CI) "
+             "| Δ regret, points (95% CI) |",
+             "|---|---|---|---|---|"]
     for sel, ratio in cols:
         vr = r["proxies"][sel][ratio].get("vs_random")
         if vr:
             cells = [_diff(vr["spearman"]), _diff(vr["top_half_spearman"]), _diff(vr["regret"], 100, 2)]
             lines.append(f"| {sel} | {_pct(float(ratio))} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _md_baselines(r: dict) -> list[str]:
     ce = r["noise_ceiling"]
-    lines += ["", "## Zero-cost baselines and noise ceiling", "",
-              "| ranking | Spearman | Kendall τ | top-half Spearman | top-1 kept | regret (points) |",
-              "|---|---|---|---|---|---|"]
+    lines = ["", "## Zero-cost baselines and noise ceiling", "",
+             "| ranking | Spearman | Kendall τ | top-half Spearman | top-1 kept | regret (points) |",
+             "|---|---|---|---|---|---|"]
     for name, b in (("rank by MACs", r["baselines"]["macs"]), ("rank by params", r["baselines"]["params"])):
         lines.append(f"| {name} | {_num(b['spearman'])} | {_num(b['kendall'])} | {_num(b['top_half_spearman'])} | "
                      f"{int(b['top1_kept'])} | {100 * b['regret']:.2f} |")
     lines.append(f"| noise ceiling: full seed vs full seed ({ce['seed_pairs']} pairs) | {_num(ce['spearman'])} | | "
                  f"{_num(ce['top_half_spearman'])} | | |")
     dd = r["discriminative"]
-    lines += ["", f"Full-data accuracy spread {dd['accuracy_spread_points']:.1f} points; rank-by-MACs Spearman "
-              f"{_num(dd['macs_spearman'])}; noise ceiling {_num(dd['noise_ceiling'])}; {dd['configs']} configs "
-              f"(issue 3's discriminative criteria met: {'yes' if dd['meets_issue3_criteria'] else 'no'}).", ""]
+    return lines + ["", f"Full-data accuracy spread {dd['accuracy_spread_points']:.1f} points; rank-by-MACs Spearman "
+                    f"{_num(dd['macs_spearman'])}; noise ceiling {_num(dd['noise_ceiling'])}; {dd['configs']} configs "
+                    f"(issue 3's discriminative criteria met: {'yes' if dd['meets_issue3_criteria'] else 'no'}).", ""]
+
+
+def _md_notes_and_timing(r: dict) -> list[str]:
+    lines = []
     if r["selector_notes"]:
         lines += ["## Selector notes", ""]
         for sel, note in r["selector_notes"].items():
@@ -184,13 +205,11 @@ def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
                 lines.append(f"- `{sel}`: `{json.dumps(shown, default=float)}`")
         lines.append("")
     t = r["timing"]
-    lines += ["## Timing", "", f"{t['full_runs']} full-data runs ({t['full_train_seconds']:.0f} s of training, "
-              f"summed over runs), {t['proxy_runs']} proxy runs ({t['proxy_train_seconds']:.0f} s); this invocation "
-              f"trained {t.get('trained_runs', 'n/a')} of them (the rest came from the run cache) in wall-clock "
-              f"seconds {json.dumps(t['wall_seconds'])}.", "", "## Figures", "",
-              "![proxy vs full accuracy](scatter.png)", ""]
-    lines += [f"![pairwise {label}]({name})" for label, name in figures]
-    return "\n".join(lines) + "\n"
+    return lines + ["## Timing", "", f"{t['full_runs']} full-data runs ({t['full_train_seconds']:.0f} s of training, "
+                    f"summed over runs), {t['proxy_runs']} proxy runs ({t['proxy_train_seconds']:.0f} s); this "
+                    f"invocation trained {t.get('trained_runs', 'n/a')} of them (the rest came from the run cache) in "
+                    f"wall-clock seconds {json.dumps(t['wall_seconds'])}.", "", "## Figures", "",
+                    "![proxy vs full accuracy](scatter.png)", ""]
 
 
 def _diff(p: dict, scale: float = 1.0, digits: int = 3) -> str:
