@@ -111,3 +111,22 @@ def test_cli_help_and_bad_arguments(tmp_path, capsys):
         assert option in text
     assert main(["evaluate", "--tiny", "--out", str(tmp_path / "o"), "--selectors", "nope"]) == 1
     assert "unknown selector" in capsys.readouterr().err
+
+
+def test_harness_trains_through_the_builds_trainer(monkeypatch):
+    """One trainer: the harness's full-data and proxy runs go through pipeline.probes.train_probe."""
+    from proxyds.harness import data
+    from proxyds.pipeline.probes import train_probe
+    from proxyds.spaces import get_space
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return train_probe(*args, **kwargs)
+
+    monkeypatch.setattr(data, "train_probe", recording)
+    space = get_space("cnn1d")
+    x, y = torch.randn(40, 1, 40), torch.arange(40) % 3
+    train_model(space.build(space.configs[0], 3), x, y, TrainRecipe(epochs=1, batch_size=16), seed=0)
+    assert len(calls) == 1 and calls[0]["optimizer"] == "adam" and calls[0]["steps_per_epoch"] == 3

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from proxyds.pipeline.probes import train_probe
 
 __all__ = ["TrainRecipe", "DataSpec", "EvalData", "load_data", "train_model", "predict", "accuracy"]
 
@@ -117,25 +118,22 @@ def load_data(spec: DataSpec) -> EvalData:
 
 def train_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, *, seed: int,
                 device: torch.device = torch.device("cpu")) -> torch.nn.Module:
-    """Train ``model`` in place on (x, y): Adam, cosine to 0, ``recipe.epochs`` shuffled epochs."""
+    """Train ``model`` in place on (x, y) with the build's trainer (:func:`train_probe`): Adam,
+    cosine to 0 without warm-up, ``recipe.epochs`` epochs shuffled by ``seed``. The data are
+    tensors, so a proxy is just an index into them."""
     gen = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     n, bs = len(x), recipe.batch_size
-    steps = recipe.epochs * math.ceil(n / bs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    for _ in range(recipe.epochs):
+
+    def epoch_batches(_epoch: int):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, bs):
             idx = order[start:start + bs]
-            if len(idx) < 2:  # BatchNorm cannot train on one example; it is dropped this epoch
-                continue
-            loss = F.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+            if len(idx) >= 2:  # BatchNorm cannot train on one example; it is dropped this epoch
+                yield x[idx], y[idx]
+
+    train_probe(model, epoch_batches, steps_per_epoch=math.ceil(n / bs), epochs=recipe.epochs, lr=recipe.lr,
+                weight_decay=recipe.weight_decay, warmup_steps=0, device=device, desc="run", optimizer="adam")
+    return model
 
 
 @torch.inference_mode()

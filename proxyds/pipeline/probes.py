@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from proxyds.config import PROBE_HPARAMS
 from proxyds.progress import progress
 
-__all__ = ["PROBE_HPARAMS", "train_probe", "score_batch", "label_prob_entropy", "pick_device"]
+__all__ = ["PROBE_HPARAMS", "OPTIMIZERS", "train_probe", "score_batch", "label_prob_entropy", "pick_device"]
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,30 @@ def pick_device(device: str) -> torch.device:
     return dev
 
 
+#: Optimisers the trainer knows: AdamW (the probes' default), Adam (L2 weight decay; the
+#: ranking harness's recipe) and SGD with Nesterov momentum 0.9.
+OPTIMIZERS = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+                                                            weight_decay=weight_decay),
+}
+
+
 def train_probe(model: torch.nn.Module, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
                 *, steps_per_epoch: int, epochs: int, lr: float, weight_decay: float, warmup_steps: int,
-                device: torch.device, desc: str = "probe") -> list[float]:
-    """Train ``model`` in place; returns the mean loss of each epoch.
+                device: torch.device, desc: str = "probe", optimizer: str = "adamw") -> list[float]:
+    """Train ``model`` in place; returns the mean loss of each epoch. The one trainer of proxyds:
+    the build's probes and the harness's full-data and proxy runs all train here.
 
     ``epoch_batches(epoch)`` yields that epoch's shuffled ``(x, y)`` batches;
-    ``steps_per_epoch`` sets the length of the cosine schedule.
+    ``steps_per_epoch`` sets the length of the schedule: a linear warm-up over
+    ``warmup_steps``, then a cosine to 0. ``optimizer`` is a key of :data:`OPTIMIZERS`.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {optimizer!r})")
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr, weight_decay=weight_decay)
     total = max(1, steps_per_epoch * epochs)
 
     def schedule(step: int) -> float:
