@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from proxyds.config import PROBE_HPARAMS
 from proxyds.progress import progress
 
-__all__ = ["PROBE_HPARAMS", "OPTIMIZERS", "train_probe", "score_batch", "label_prob_entropy", "pick_device"]
+__all__ = ["PROBE_HPARAMS", "OPTIMIZERS", "train_probe", "BatchScores", "score_batch", "label_prob_entropy", "pick_device"]
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +115,22 @@ def label_prob_entropy(logits: torch.Tensor, labels=None) -> tuple[torch.Tensor 
     return logp.gather(1, y[:, None])[:, 0].exp(), entropy
 
 
+class BatchScores(NamedTuple):
+    """One batch through every probe: predicted class (k, B), the feature probe's penultimate
+    features (B, D), and with labels every probe's softmax probability of the label and
+    softmax entropy in nats ((k, B) float32; None without labels)."""
+
+    preds: np.ndarray
+    feats: np.ndarray
+    true_prob: np.ndarray | None
+    entropy: np.ndarray | None
+
+
 @torch.inference_mode()
 def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model: int, device: torch.device,
-                labels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """Every probe's predicted class (k, B) and one probe's penultimate features (B, D),
-    in one forward pass per probe. Models must already be on ``device`` in eval mode.
-
-    With ``labels`` (B,) also every probe's softmax probability of the label and softmax
-    entropy in nats, both (k, B) float32: what the difficulty selectors weigh examples by."""
+                labels: np.ndarray | None = None) -> BatchScores:
+    """Every probe's outputs on one batch, in one forward pass per probe (see :class:`BatchScores`).
+    Models must already be on ``device`` in eval mode."""
     x = x.to(device, non_blocking=True)
     preds, feats, true_prob, entropy = [], None, [], []
     for j, m in enumerate(models):
@@ -134,7 +143,6 @@ def score_batch(models: list[torch.nn.Module], x: torch.Tensor, *, feature_model
             entropy.append(ent)
         if j == feature_model:
             feats = f.float()
-    out = torch.stack(preds).cpu().numpy(), feats.cpu().numpy()
-    if labels is None:
-        return out
-    return out + (torch.stack(true_prob).cpu().numpy(), torch.stack(entropy).cpu().numpy())
+    stacked = (torch.stack(true_prob).cpu().numpy(), torch.stack(entropy).cpu().numpy()) if labels is not None \
+        else (None, None)
+    return BatchScores(torch.stack(preds).cpu().numpy(), feats.cpu().numpy(), *stacked)
