@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import traceback
 import types
 import typing
 from collections.abc import Sequence
 
+from proxyds import __version__
 from proxyds.config import BuildConfig
 
 __all__ = ["main"]
@@ -24,12 +26,16 @@ def _weights(text: str) -> tuple[float, ...]:
 
 
 _DEBUG_HELP = "also print the traceback of an input, settings or file error"
+_VERBOSE_HELP = "log every stage's progress (INFO)"
+_QUIET_HELP = "log errors only"
 
 
 def _common() -> argparse.ArgumentParser:
     """Options every command also takes after its name (``proxyds build ... --debug``)."""
     c = argparse.ArgumentParser(add_help=False)
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    c.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+    c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=_QUIET_HELP)
     return c
 
 
@@ -78,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="proxyds", description="Build data proxies for fast neural-architecture search.",
         epilog="exit status: 0 ok; 1 an error in the input, settings or files (one line naming it); 2 a usage "
                "error; 3 an internal error (a bug: the traceback is printed, please report it)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every stage's progress (INFO)")
+    p.add_argument("--version", action="version", version=f"proxyds {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
+    p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -287,14 +295,27 @@ _USER_ERRORS = (ValueError, OSError)
 _REPORT = "this is a bug in proxyds; please report it with the command and the traceback above"
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured in a test)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; see ``EXIT_*`` for what the exit codes mean."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
     commands = {"build": _build, "evaluate": _evaluate, "spaces": _spaces, "datasets": _datasets, "verify": _verify}
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `proxyds spaces | head`: the reader left; not an error
+        _silence_stdout()
+        return 0
     except _USER_ERRORS as err:
         if args.debug:
             traceback.print_exc()
