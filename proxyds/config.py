@@ -43,6 +43,7 @@ class BuildConfig:
     label_reduction: str = "auto"         # auto | off | N (keep the N highest-scoring classes)
     label_intermediate: float | None = None  # fraction kept by label reduction before the draw; None: 2 * ratio
     min_per_class: int = 100              # auto: reduce labels when the proxy would average fewer per class
+    allow_weak_probes: bool = False       # go on (with a loud warning) when a probe is not above chance
     probe_epochs: int = PROBE_HPARAMS["epochs"]
     probe_seed: int = 0
     batch_size: int = PROBE_HPARAMS["batch_size"]
@@ -97,6 +98,8 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if not isinstance(self.allow_weak_probes, bool):
+            raise ValueError(f"allow_weak_probes must be True or False (got {self.allow_weak_probes!r})")
         if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
                                          or self.workers < 0):
             raise ValueError(f"workers must be an integer >= 0 (got {self.workers!r})")
