@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from proxyds.selection.importance import DEFAULT_WEIGHTS, validate_weights
+from proxyds.selection.labels import MIN_CLASSES
 from proxyds.pipeline.probes import PROBE_HPARAMS
 from proxyds.pipeline.scan import ON_ERROR
 
@@ -40,9 +41,10 @@ class BuildConfig:
     selector: str = "entropy"             # a registered selector (proxyds.selection.selectors) or module:attr
     weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
     probes: int = 2                       # k probes spread over the space by MACs (2: cheapest + most expensive)
-    label_reduction: str = "auto"         # auto | off | N (keep the N highest-scoring classes)
-    label_intermediate: float | None = None  # fraction kept by label reduction before the draw; None: 2 * ratio
+    label_reduction: str = "auto"         # auto | off | N >= 2 (keep the N highest-scoring classes)
+    label_intermediate: float | None = None  # auto: kept classes hold at least this fraction of train; None: 2 * ratio
     min_per_class: int = 100              # auto: reduce labels when the proxy would average fewer per class
+    min_classes: int = MIN_CLASSES        # auto: never keep fewer classes; datasets with this many or fewer stay whole
     allow_weak_probes: bool = False       # go on (with a loud warning) when a probe is not above chance
     probe_epochs: int = PROBE_HPARAMS["epochs"]
     probe_seed: int = 0
@@ -87,8 +89,8 @@ class BuildConfig:
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
         lr_mode = str(self.label_reduction)
-        if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 1):
-            raise ValueError(f"label_reduction must be auto, off or a number of classes >= 1 (got {self.label_reduction!r})")
+        if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 2):
+            raise ValueError(f"label_reduction must be auto, off or a number of classes >= 2 (got {self.label_reduction!r})")
         object.__setattr__(self, "label_reduction", lr_mode)
         if self.label_intermediate is not None and not ratio < float(self.label_intermediate) <= 1.0:
             raise ValueError(f"label_intermediate must be in (ratio, 1] = ({ratio}, 1] (got {self.label_intermediate!r})")
@@ -98,6 +100,8 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if not isinstance(self.min_classes, int) or isinstance(self.min_classes, bool) or self.min_classes < 2:
+            raise ValueError(f"min_classes must be an integer >= 2 (got {self.min_classes!r})")
         if not isinstance(self.allow_weak_probes, bool):
             raise ValueError(f"allow_weak_probes must be True or False (got {self.allow_weak_probes!r})")
         if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
