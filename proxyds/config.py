@@ -7,14 +7,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from proxyds.selection.importance import DEFAULT_WEIGHTS, validate_weights
-from proxyds.selection.labels import MIN_CLASSES
 from proxyds.pipeline.probes import PROBE_HPARAMS
 from proxyds.pipeline.scan import ON_ERROR
 
-__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
+__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "MIN_CLASSES"]
 
 FORMATS = ("parquet", "wds")
 NEIGHBORS = ("hnsw", "exact")
+#: Label reduction ``auto`` never keeps fewer classes, and leaves datasets with this many or fewer whole
+#: (proxyds.selection.labels explains why).
+MIN_CLASSES = 20
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from proxyds.config import MIN_CLASSES
 from proxyds.selection.sampling import class_scores, rank_classes
 
 __all__ = ["reduce_labels", "auto_num_classes", "MIN_CLASSES"]
 
-MIN_CLASSES = 20  # auto never keeps fewer classes than this, and leaves datasets with this many or fewer alone
 
 
 def auto_num_classes(k: int, present: int, *, min_per_class: int, min_classes: int = MIN_CLASSES,
