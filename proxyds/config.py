@@ -10,10 +10,11 @@ from proxyds.selection.importance import DEFAULT_WEIGHTS, validate_weights
 from proxyds.pipeline.probes import PROBE_HPARAMS
 from proxyds.pipeline.scan import ON_ERROR
 
-__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "MIN_CLASSES"]
+__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS"]
 
 FORMATS = ("parquet", "wds")
 NEIGHBORS = ("hnsw", "exact")
+
 #: Label reduction ``auto`` never keeps fewer classes, and leaves datasets with this many or fewer whole
 #: (proxyds.selection.labels explains why).
 MIN_CLASSES = 20
