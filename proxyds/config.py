@@ -48,6 +48,10 @@ NEIGHBORS = ("hnsw", "exact")
 #: What ``proxyds build`` weighs examples by unless told otherwise: the best measured (docs/benchmarks.md).
 DEFAULT_SELECTOR = "entropy"
 
+#: Label reduction ``auto`` never keeps fewer classes, and leaves datasets with this many or fewer whole
+#: (proxyds.selection.labels explains why).
+MIN_CLASSES = 20
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -85,12 +89,16 @@ class BuildConfig:
         "worse probe correct; higher = more likely kept; the default is the paper's", parse="weights")
     probes: int = _opt(2, "number of probes, spread over the space by MACs (2: cheapest and most expensive); with "
                           "k > 2 an example's importance is its mean case weight over all probe pairs")
-    label_reduction: str = _opt("auto", "auto: drop the lowest-scoring classes when the proxy would average fewer "
-                                        "than --min-per-class examples per class; off; or N: keep the N "
-                                        "highest-scoring classes")
-    label_intermediate: float | None = _opt(None, "fraction of the train split the kept classes hold before the "
-                                                  "draw (default 2 x ratio)")
-    min_per_class: int = _opt(100, "auto label reduction threshold")
+    label_reduction: str = _opt("auto", "auto: on datasets of more than --min-classes classes, keep as many classes as "
+                                        "--min-per-class examples each allows, never fewer than --min-classes; "
+                                        "off; or N >= 2: keep the N highest-scoring classes")
+    label_intermediate: float | None = _opt(None, "auto: the kept classes hold at least this fraction of the train "
+                                                  "split (default 2 x ratio)")
+    min_per_class: int = _opt(100, "auto label reduction: examples per kept class the proxy should average")
+    min_classes: int = _opt(MIN_CLASSES, "auto label reduction never keeps fewer classes, and leaves datasets with "
+                                         "this many or fewer whole")
+    allow_weak_probes: bool = _opt(False, "go on, with a loud warning, when a probe is not above chance on the "
+                                          "reference split (default: stop and say what to do)")
     probe_epochs: int = _opt(PROBE_HPARAMS["epochs"], "epochs of probe training")
     probe_seed: int = _opt(0, "seed of probe training")
     batch_size: int = _opt(PROBE_HPARAMS["batch_size"], "probe training and scoring batch size")
@@ -139,8 +147,8 @@ class BuildConfig:
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
         lr_mode = str(self.label_reduction)
-        if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 1):
-            raise ValueError(f"label_reduction must be auto, off or a number of classes >= 1 (got {self.label_reduction!r})")
+        if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 2):
+            raise ValueError(f"label_reduction must be auto, off or a number of classes >= 2 (got {self.label_reduction!r})")
         object.__setattr__(self, "label_reduction", lr_mode)
         if self.label_intermediate is not None and not ratio < float(self.label_intermediate) <= 1.0:
             raise ValueError(f"label_intermediate must be in (ratio, 1] = ({ratio}, 1] (got {self.label_intermediate!r})")
@@ -150,6 +158,10 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if not isinstance(self.min_classes, int) or isinstance(self.min_classes, bool) or self.min_classes < 2:
+            raise ValueError(f"min_classes must be an integer >= 2 (got {self.min_classes!r})")
+        if not isinstance(self.allow_weak_probes, bool):
+            raise ValueError(f"allow_weak_probes must be True or False (got {self.allow_weak_probes!r})")
         if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
                                          or self.workers < 0):
             raise ValueError(f"workers must be an integer >= 0 (got {self.workers!r})")

@@ -24,7 +24,7 @@ def _cli(src, out, work, env) -> list[str]:
     return [sys.executable, "-m", "proxyds", "-v", "build", f"hf:{src}", "--space", "resnet1d",
             "--input-column", "x", "--ratio", "0.1", "--out", str(out), "--workdir", str(work),
             "--probe-epochs", "2", "--pca-components", "16", "--rows-per-shard", "20", "--label-reduction", "off",
-            "--device", "cpu"]
+            "--device", "cpu", "--allow-weak-probes"]
 
 
 def _files(out: Path) -> dict[str, bytes]:

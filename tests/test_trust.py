@@ -174,7 +174,7 @@ def _cli(src, out, work) -> list[str]:
     return [sys.executable, "-m", "proxyds", "build", f"wds:{src}", "--space", "resnet1d",
             "--input-column", "x.npy", "--ratio", "0.1", "--out", str(out), "--workdir", str(work),
             "--probe-epochs", "2", "--pca-components", "16", "--rows-per-shard", "20", "--label-reduction", "off",
-            "--device", "cpu", "--on-error", "skip"]
+            "--device", "cpu", "--on-error", "skip", "--allow-weak-probes"]
 
 
 def test_sigkill_after_the_first_probe_then_resume_is_byte_identical_in_skip_mode(bad_wds, tmp_path):

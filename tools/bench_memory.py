@@ -86,7 +86,8 @@ def run_build(data: Path, checkpoints: dict[str, Path], *, workers: int = 1, rat
         cmd = [sys.executable, "-m", "proxyds", "build", "imagenet", "--data", str(data), "--space",
                "tiny_spaces:tiny2d", "--ratio", str(ratio), "--out", f"{tmp}/out", "--workdir", f"{tmp}/work",
                "--probe", f"lower={checkpoints['lower']}", "--probe", f"upper={checkpoints['upper']}",
-               "--label-reduction", "off", "--workers", str(workers), "--device", "cpu", *extra]
+               "--label-reduction", "off", "--workers", str(workers), "--device", "cpu",
+               "--allow-weak-probes", *extra]  # untrained probes: what is measured is memory, not signal
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

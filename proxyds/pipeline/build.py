@@ -25,7 +25,7 @@ from proxyds.pipeline.plan import Plan, input_paths, resolve
 from proxyds.pipeline.probes import pick_device
 from proxyds.pipeline.sample import sample
 from proxyds.pipeline.scan import cached_scan, class_names
-from proxyds.pipeline.score import score_reference, score_train, train_or_load_probes
+from proxyds.pipeline.score import check_probes, score_reference, score_train, train_or_load_probes
 from proxyds.pipeline.summary import build_summary, probe_roles, proxy_training
 from proxyds.presets import cache_dir
 from proxyds.selection.sampling import proxy_size
@@ -77,6 +77,7 @@ def build(config: BuildConfig) -> BuildResult:
     probes_key = fingerprint(train_key, ref_key, [sha256_file(p) for p in ckpts], config.on_error)
     with _stage(times, "score_reference"):
         ref = score_reference(plan, ref_idx, models, device, cache, probes_key)
+        weak = check_probes(ref, ref_idx, probe_cfgs, config.allow_weak_probes)
     with _stage(times, "score_train"):
         train = score_train(plan, train_idx, models, device, cache, probes_key, ref.neighbors)
     with _stage(times, "sample"):
@@ -89,6 +90,8 @@ def build(config: BuildConfig) -> BuildResult:
     summary["probe_checkpoints"] = [p.name for p in ckpts]
     summary["label_reduction"] = {k: v for k, v in reduction.items() if k not in ("kept_mask", "label_map")}
     summary["classes_without_examples"] = selection.empty
+    if weak:
+        summary["weak_probes"] = [w.message() for w in weak]
     with _stage(times, "write"):
         ref_keep = ref_idx.ok.copy()
         ref_keep[ref_keep] = reduction["kept_mask"][ref_idx.labels[ref_keep]]

@@ -14,6 +14,7 @@ from proxyds.pipeline.score import ReferenceScores, TrainScores
 from proxyds.selection.labels import reduce_labels
 from proxyds.selection.sampling import draw, keep_probabilities, proxy_size
 from proxyds.selection.selectors import Scores, select_weights
+from proxyds.selection.signal import flat_weights
 
 __all__ = ["Selection", "sample"]
 
@@ -43,7 +44,10 @@ def sample(config: BuildConfig, index: SplitIndex, names, ref: ReferenceScores, 
     scores = Scores(labels[ok], train.true_prob[:, ok], train.entropy[:, ok], ref.importance[neighbor[ok]],
                     len(names), config.seed)
     importance[ok] = select_weights(config.selector, scores)
-    reduction = reduce_labels(config, labels[ok], importance[ok], names, k)
+    if config.selector != "random" and flat_weights(importance[ok]):
+        log.warning("SELECTOR %r GAVE EVERY EXAMPLE THE SAME WEIGHT: this proxy is a plain random subset; check "
+                    "the probes (proxy.json summary.probes) or choose another --selector", config.selector)
+    reduction = reduce_labels(config, labels[ok], importance[ok], names, k, seed=config.seed)
     kept = ok.copy()
     kept[ok] = reduction["kept_mask"][labels[ok]]
     pool = np.flatnonzero(kept)

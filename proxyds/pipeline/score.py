@@ -24,10 +24,11 @@ from proxyds.presets import cache_dir
 from proxyds.progress import progress
 from proxyds.selection import importance as imp
 from proxyds.selection.mapping import NeighborMap
+from proxyds.selection.signal import check_probe_signal, require_probe_signal
 from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["SplitScores", "ReferenceScores", "TrainScores", "train_or_load_probes", "load_probe", "score_split",
-           "score_reference", "score_train"]
+           "score_reference", "score_train", "check_probes"]
 
 log = logging.getLogger(__name__)
 
@@ -256,3 +257,12 @@ def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache
                                         "true_prob": result.true_prob, "entropy": result.entropy,
                                         **encode_status(index.status)})
     return result
+
+
+def check_probes(ref: ReferenceScores, index: SplitIndex, configs, allow_weak: bool) -> list:
+    """Stop (or with ``allow_weak`` warn loudly) when a probe is not above chance on the
+    reference split: its cases, and all importance mapped from them, would be noise."""
+    usable = ref.usable
+    correct = ref.preds[:, usable].T == index.labels[usable, None]
+    names = [f"{role} probe ({c.name})" for role, c in zip(probe_roles(len(configs)), configs)]
+    return require_probe_signal(check_probe_signal(correct, index.labels[usable], names), allow_weak=allow_weak)

@@ -12,9 +12,10 @@ themselves (by u), so a draw of k examples always returns exactly k.
 
 Label reduction (paper §3.3): each class is scored by the mean importance of its train
 examples (with equal class sizes this ranks classes as the paper's aggregated importance
-does); :func:`keep_classes` keeps the highest-scoring classes until they hold an
-intermediate number of examples (or keeps a fixed number of classes), and the final draw is
-made among the kept classes' examples only.
+does); :func:`rank_classes` orders them (ties and flat scores by a seeded draw, never by
+class index), :func:`keep_classes` keeps the first ones until they hold a number of examples
+(or keeps a fixed number of classes), and the final draw is made among the kept classes'
+examples only. How many classes ``auto`` keeps is decided in ``proxyds.selection.labels``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = ["proxy_size", "hash_uniforms", "weighted_topk", "draw", "keep_probabilities", "class_scores",
-           "keep_classes"]
+           "rank_classes", "keep_classes"]
 
 
 def proxy_size(ratio: float, n: int) -> int:
@@ -98,23 +99,42 @@ def class_scores(labels: np.ndarray, importance: np.ndarray, num_classes: int) -
         return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
+def rank_classes(labels: np.ndarray, importance: np.ndarray, num_classes: int, *,
+                 seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Present classes, best first, and whether their scores were flat.
+
+    Classes are ranked by :func:`class_scores`, highest first; ties are broken by a seeded
+    random permutation (``np.random.default_rng(seed)``), never by class index. When the scores
+    of the present classes are flat (all equal within float tolerance — e.g. the ``random``
+    selector, which gives no class signal) the order is that seeded permutation alone, so the
+    classes a reduction keeps are a seeded draw, not the first ones by index.
+    """
+    from proxyds.selection.signal import flat_weights
+
+    scores = class_scores(labels, importance, num_classes)
+    present = np.flatnonzero(np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes) > 0)
+    tiebreak = np.random.default_rng(seed).permutation(len(present))
+    flat = flat_weights(scores[present])
+    if flat:
+        return present[np.argsort(tiebreak)], True
+    return present[np.lexsort((tiebreak, -scores[present]))], False
+
+
 def keep_classes(labels: np.ndarray, importance: np.ndarray, num_classes: int, *, target: int | None = None,
-                 num_keep: int | None = None) -> np.ndarray:
+                 num_keep: int | None = None, seed: int = 0) -> np.ndarray:
     """Boolean mask (num_classes,) of the classes kept by label reduction.
 
-    Classes are ranked by :func:`class_scores`, highest first (ties: lower class index
-    first). With ``target``, classes are kept in that order until they hold at least
+    Classes are taken in :func:`rank_classes` order (highest score first; ties and flat scores
+    by a seeded draw). With ``target``, classes are kept in that order until they hold at least
     ``target`` examples; with ``num_keep``, exactly that many classes are kept.
     """
     if (target is None) == (num_keep is None):
         raise ValueError("give exactly one of target (examples) or num_keep (classes)")
-    scores = class_scores(labels, importance, num_classes)
-    order = np.lexsort((np.arange(num_classes), -scores))
+    order, _ = rank_classes(labels, importance, num_classes, seed=seed)
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
-    present = int((counts > 0).sum())
     if num_keep is not None:
-        if not 1 <= num_keep <= present:
-            raise ValueError(f"cannot keep {num_keep} classes: the train split has {present} classes with examples")
+        if not 1 <= num_keep <= len(order):
+            raise ValueError(f"cannot keep {num_keep} classes: the train split has {len(order)} classes with examples")
         n = num_keep
     else:
         if not 1 <= target <= counts.sum():
