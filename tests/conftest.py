@@ -7,13 +7,13 @@ import tempfile
 
 import pytest
 
+from helpers import TINY_MNIST1D
+
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # A fresh datasets cache per test session: load_dataset never serves a stale cached copy
 # of an output directory whose path a previous session used.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="proxyds-hf-cache-")
-
-TINY_MNIST1D = {"num_samples": 600, "train_split": 0.8, "seed": 7}  # 480 train, 120 test
 
 
 @pytest.fixture(autouse=True)
@@ -40,36 +40,3 @@ def tiny_mnist1d(tmp_path_factory):
 
     return materialize_mnist1d(TINY_MNIST1D, root=tmp_path_factory.mktemp("mnist1d"), rows_per_shard=160)
 
-
-def tiny_config(source, out, **overrides):
-    """A BuildConfig that builds in a couple of seconds on the tiny datasets."""
-    from proxyds.config import BuildConfig
-
-    fields = dict(dataset=source, out=out, ratio=0.1, space="resnet1d", input_column="x", probe_epochs=1,
-                  label_reduction="off",
-                  batch_size=64, pca_components=16, rows_per_shard=20, workdir=out.parent / "work", device="cpu")
-    fields.update(overrides)
-    return BuildConfig(**fields)
-
-
-def write_wds_copy(src, dst, *, per_shard: int = 160, edit=None):
-    """Write a hf dataset directory as WebDataset shards (x.npy + cls), one split at a time.
-
-    ``edit(split, i, key, fields)`` may return changed (key, fields) or None to drop the example.
-    """
-    import datasets
-
-    from proxyds.sinks import WdsShardWriter, row_to_wds_fields
-
-    for split in ("train", "test"):
-        ds = datasets.load_dataset(str(src), split=split)
-        with WdsShardWriter(dst, split, maxcount=per_shard) as w:
-            for i, row in enumerate(ds):
-                key, fields = f"{split}-{i:08d}", row_to_wds_fields(row, ds.features, "label")
-                if edit is not None:
-                    changed = edit(split, i, key, fields)
-                    if changed is None:
-                        continue
-                    key, fields = changed
-                w.write(key, fields)
-    return dst

@@ -15,7 +15,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
 
-from conftest import tiny_config, write_wds_copy
+from helpers import tiny_config, write_wds_copy
 
 
 def wds_config(src, out, **kw):

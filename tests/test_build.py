@@ -13,7 +13,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.sinks import sha256_file
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from proxyds.sinks import sha256_file
 from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 FORMATS = ("parquet", "wds")
 
