@@ -33,6 +33,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """``one_thread`` for a whole module (use with ``pytestmark = pytest.mark.usefixtures(...)``):
+    batch-of-2 forwards gain nothing from intra-op threads, and on a shared CPU the thread
+    pool's spinning made the spaces tests 3-4x slower; restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def hf_offline(monkeypatch):
+    """No test may touch the network: datasets and huggingface_hub read these at import."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True, raising=False)
+    datasets.disable_progress_bars()
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist1d(tmp_path_factory):
     """A 480/120 MNIST-1D dataset as parquet shards (3 train shards of 160 rows)."""

@@ -40,3 +40,66 @@ def write_wds_copy(src, dst, *, per_shard: int = 160, edit=None):
                     key, fields = changed
                 w.write(key, fields)
     return dst
+
+
+# ---------------------------------------------------------------- tiny rows for the sink tests
+
+CLASS_NAMES = ["zero", "one", "two"]
+
+
+def encoded_image(i: int, fmt: str) -> bytes:
+    """A 5x6 RGB image of seeded noise, encoded as ``fmt`` (PIL's format name)."""
+    import io
+
+    import numpy as np
+    import PIL.Image
+
+    rng = np.random.default_rng(i)
+    pixels = rng.integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def decoded_image(data: bytes):
+    """The RGB pixels of encoded image bytes, as a numpy array."""
+    import io
+
+    import numpy as np
+    import PIL.Image
+
+    return np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def sink_features():
+    """The Features of ``sink_rows``: a class label, a 40-float vector, a string and an image."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "label": datasets.ClassLabel(names=CLASS_NAMES),
+            "x": datasets.List(datasets.Value("float32"), length=40),
+            "text": datasets.Value("string"),
+            "image": datasets.Image(),
+        }
+    )
+
+
+def sink_rows(n: int, offset: int = 0, formats=("JPEG", "PNG")) -> list[dict]:
+    """``n`` seeded rows matching ``sink_features``; images cycle through ``formats``."""
+    import numpy as np
+
+    rows = []
+    for i in range(offset, offset + n):
+        fmt = formats[i % len(formats)]
+        ext = {"JPEG": "jpg", "PNG": "png"}[fmt]
+        x = np.random.default_rng(100 + i).standard_normal(40).astype(np.float32)
+        rows.append(
+            {
+                "label": i % 3,
+                "x": x.tolist(),
+                "text": f"example {i} ünïcode",
+                "image": {"bytes": encoded_image(i, fmt), "path": f"img{i}.{ext}"},
+            }
+        )
+    return rows
