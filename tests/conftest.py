@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from helpers import TINY_MNIST1D
+from helpers import TINY_MNIST1D, Built, tiny_config, tree_digest
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,3 +67,18 @@ def tiny_mnist1d(tmp_path_factory):
 
     return materialize_mnist1d(TINY_MNIST1D, root=tmp_path_factory.mktemp("mnist1d"), rows_per_shard=160)
 
+
+
+@pytest.fixture(scope="session")
+def parquet_proxy(tiny_mnist1d, tmp_path_factory):
+    """The default tiny parquet proxy of ``tiny_mnist1d`` (``tiny_config``), built once per session
+    for every test file that needs a finished output. Read-only: copy before changing it or
+    building into its workdir; a test that changed it fails here, at the end of the session."""
+    from proxyds import build
+
+    out = tmp_path_factory.mktemp("parquet-proxy") / "proxy"
+    built = Built(tiny_mnist1d, out, out.parent / "work", build(tiny_config(f"hf:{tiny_mnist1d}", out)))
+    before = tree_digest(built.out, built.workdir)
+    yield built
+    changed = sorted(set(before.items()) ^ set(tree_digest(built.out, built.workdir).items()))
+    assert not changed, f"a test changed the shared parquet_proxy output or workdir: {sorted({p for p, _ in changed})}"

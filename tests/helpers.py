@@ -5,6 +5,11 @@ Fixtures live in conftest.py; a test file never imports conftest.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 TINY_MNIST1D = {"num_samples": 600, "train_split": 0.8, "seed": 7}  # 480 train, 120 test
 
 
@@ -17,6 +22,26 @@ def tiny_config(source, out, **overrides):
                   batch_size=64, pca_components=16, rows_per_shard=20, workdir=out.parent / "work", device="cpu")
     fields.update(overrides)
     return BuildConfig(**fields)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished build shared by the tests of a session: read it, never change it.
+
+    A test that damages the output, or builds with its probes and stage cache (``workdir``),
+    copies them first (``shutil.copytree``); conftest checks at the end that nothing changed.
+    """
+
+    src: Path  # the dataset directory it was built from
+    out: Path  # the output
+    workdir: Path  # probe checkpoints and the stage cache of the build
+    result: Any  # the BuildResult
+
+
+def tree_digest(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under ``roots``, by path: equal digests = nothing was changed."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for root in roots for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
 
 def write_wds_copy(src, dst, *, per_shard: int = 160, edit=None):
