@@ -7,13 +7,13 @@ import tempfile
 
 import pytest
 
+from helpers import TINY_MNIST1D, Built, tiny_config, tree_digest
+
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # A fresh datasets cache per test session: load_dataset never serves a stale cached copy
 # of an output directory whose path a previous session used.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="proxyds-hf-cache-")
-
-TINY_MNIST1D = {"num_samples": 600, "train_split": 0.8, "seed": 7}  # 480 train, 120 test
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +33,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """``one_thread`` for a whole module (use with ``pytestmark = pytest.mark.usefixtures(...)``):
+    batch-of-2 forwards gain nothing from intra-op threads, and on a shared CPU the thread
+    pool's spinning made the spaces tests 3-4x slower; restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def hf_offline(monkeypatch):
+    """No test may touch the network: datasets and huggingface_hub read these at import."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True, raising=False)
+    datasets.disable_progress_bars()
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist1d(tmp_path_factory):
     """A 480/120 MNIST-1D dataset as parquet shards (3 train shards of 160 rows)."""
@@ -41,37 +68,17 @@ def tiny_mnist1d(tmp_path_factory):
     return materialize_mnist1d(TINY_MNIST1D, root=tmp_path_factory.mktemp("mnist1d"), rows_per_shard=160)
 
 
-def tiny_config(source, out, **overrides):
-    """A BuildConfig that builds in a couple of seconds on the tiny datasets."""
-    from proxyds.config import BuildConfig
 
-    # one probe epoch on 480 examples leaves the probes at chance by design (fast): these builds
-    # test everything but the signal check (tests/test_signal.py tests that), so they allow weak probes
-    fields = dict(dataset=source, out=out, ratio=0.1, space="resnet1d", input_column="x", probe_epochs=1,
-                  label_reduction="off", allow_weak_probes=True,
-                  batch_size=64, pca_components=16, rows_per_shard=20, workdir=out.parent / "work", device="cpu")
-    fields.update(overrides)
-    return BuildConfig(**fields)
+@pytest.fixture(scope="session")
+def parquet_proxy(tiny_mnist1d, tmp_path_factory):
+    """The default tiny parquet proxy of ``tiny_mnist1d`` (``tiny_config``), built once per session
+    for every test file that needs a finished output. Read-only: copy before changing it or
+    building into its workdir; a test that changed it fails here, at the end of the session."""
+    from proxyds import build
 
-
-def write_wds_copy(src, dst, *, per_shard: int = 160, edit=None):
-    """Write a hf dataset directory as WebDataset shards (x.npy + cls), one split at a time.
-
-    ``edit(split, i, key, fields)`` may return changed (key, fields) or None to drop the example.
-    """
-    import datasets
-
-    from proxyds.sinks import WdsShardWriter, row_to_wds_fields
-
-    for split in ("train", "test"):
-        ds = datasets.load_dataset(str(src), split=split)
-        with WdsShardWriter(dst, split, maxcount=per_shard) as w:
-            for i, row in enumerate(ds):
-                key, fields = f"{split}-{i:08d}", row_to_wds_fields(row, ds.features, "label")
-                if edit is not None:
-                    changed = edit(split, i, key, fields)
-                    if changed is None:
-                        continue
-                    key, fields = changed
-                w.write(key, fields)
-    return dst
+    out = tmp_path_factory.mktemp("parquet-proxy") / "proxy"
+    built = Built(tiny_mnist1d, out, out.parent / "work", build(tiny_config(f"hf:{tiny_mnist1d}", out)))
+    before = tree_digest(built.out, built.workdir)
+    yield built
+    changed = sorted(set(before.items()) ^ set(tree_digest(built.out, built.workdir).items()))
+    assert not changed, f"a test changed the shared parquet_proxy output or workdir: {sorted({p for p, _ in changed})}"

@@ -15,7 +15,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
 
-from conftest import tiny_config, write_wds_copy
+from helpers import tiny_config, write_wds_copy
 
 
 def wds_config(src, out, **kw):
@@ -181,12 +181,12 @@ def test_probe_checkpoint_that_does_not_fit(tiny_mnist1d, tmp_path):
         build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out", probe_checkpoints=(f"middle={wrong}",)))
 
 
-def test_given_probe_checkpoints_are_used(tiny_mnist1d, tmp_path):
-    first = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "a"))
-    work = tmp_path / "work" / "probes"
+def test_given_probe_checkpoints_are_used(parquet_proxy, tmp_path):
+    tiny_mnist1d, first = parquet_proxy.src, parquet_proxy.result  # a default build, with its probes in workdir
+    work = parquet_proxy.workdir / "probes"
     lower, upper = (next(work.glob(f"resnet1d-{c}-*.pt")) for c in ("B8-K3-M2", "B32-K5-M4"))
     second = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "b", workdir=tmp_path / "fresh",
                                probe_checkpoints=(f"lower={lower}", f"upper={upper}")))
     assert second.summary["probes"] == first.summary["probes"]
-    assert (tmp_path / "a" / "manifest.parquet").read_bytes() == (tmp_path / "b" / "manifest.parquet").read_bytes()
+    assert (parquet_proxy.out / "manifest.parquet").read_bytes() == (tmp_path / "b" / "manifest.parquet").read_bytes()
     assert not (tmp_path / "fresh" / "probes").exists()  # nothing trained

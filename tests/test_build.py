@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -13,14 +14,13 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.sinks import sha256_file
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
-def parquet_build(tiny_mnist1d, tmp_path_factory):
-    out = tmp_path_factory.mktemp("b") / "proxy"
-    result = build(tiny_config(f"hf:{tiny_mnist1d}", out))
-    return tiny_mnist1d, out, result
+def parquet_build(parquet_proxy):
+    """The session's default tiny parquet proxy (conftest): read it, copy before changing it."""
+    return parquet_proxy.src, parquet_proxy.out, parquet_proxy.result
 
 
 def test_parquet_output_loads_and_accounts_for_every_example(parquet_build):
@@ -60,7 +60,8 @@ def test_same_seed_gives_identical_manifest_and_other_seed_differs(parquet_build
     build(tiny_config(f"hf:{src}", again, workdir=tmp_path / "fresh-work"))  # probes retrained from scratch
     assert (again / "manifest.parquet").read_bytes() == (out / "manifest.parquet").read_bytes()
     other = tmp_path / "other"
-    build(tiny_config(f"hf:{src}", other, seed=1, workdir=out.parent / "work"))
+    work = shutil.copytree(out.parent / "work", tmp_path / "work")  # the shared build's probes, not changed
+    build(tiny_config(f"hf:{src}", other, seed=1, workdir=work))
     a = pq.read_table(out / "manifest.parquet")["selected"].to_numpy()
     b = pq.read_table(other / "manifest.parquet")["selected"].to_numpy()
     assert a.sum() == b.sum() == 48 and (a != b).any()

@@ -19,7 +19,7 @@ from proxyds.pipeline.probes import score_batch
 from proxyds.recipe import RECOMMENDED
 from proxyds.selection.selectors import DEFAULT_SELECTOR, Scores, class_uniform, entropy_bin_weights, list_selectors, select_weights
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.pipeline.cache import StageCache
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def _entry(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.presets import materialize_mnist1d
 
-from conftest import TINY_MNIST1D, tiny_config
+from helpers import TINY_MNIST1D, tiny_config
 
 
 @pytest.fixture(scope="module")

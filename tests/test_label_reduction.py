@@ -12,7 +12,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.selection.sampling import class_scores
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ input never ends in an unexplained traceback or a manifest that silently misses 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
 
-from conftest import tiny_config, write_wds_copy
+from helpers import tiny_config, write_wds_copy
 
 
 def _cli(src, out, work, env) -> list[str]:
@@ -73,10 +74,11 @@ def test_sigkill_then_resume_is_byte_identical(tiny_mnist1d, reference_build, st
     assert [p.name for p in root.iterdir() if p.name.startswith(f".out-{tag}.tmp")] == []  # stale temp dir cleaned
 
 
-def test_changed_setting_recomputes_only_what_it_affects(tiny_mnist1d, tmp_path, caplog):
+def test_changed_setting_recomputes_only_what_it_affects(parquet_proxy, tmp_path, caplog):
     import logging
 
-    build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "a"))
+    tiny_mnist1d = parquet_proxy.src
+    shutil.copytree(parquet_proxy.workdir, tmp_path / "work")  # the stage cache of a default build of tiny_mnist1d
     with caplog.at_level(logging.INFO, logger="proxyds"):
         build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "b", neighbors="exact"))
     text = caplog.text

@@ -12,7 +12,7 @@ from proxyds import ManifestSampler
 from proxyds.pipeline.build import build
 from proxyds.selection.sampling import proxy_size
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def _assert_kept_only(manifest, kept_index: set[int], *, epochs: int = 4) -> None:

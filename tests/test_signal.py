@@ -97,3 +97,18 @@ def test_allow_weak_probes_is_a_validated_config_field():
     assert BuildConfig(dataset="x", out=Path("o"), ratio=0.1, allow_weak_probes=True).allow_weak_probes
     with pytest.raises(ValueError, match=r"allow_weak_probes must be True or False \(got 'yes'\)"):
         BuildConfig(dataset="x", out=Path("o"), ratio=0.1, allow_weak_probes="yes")
+
+
+def test_a_build_whose_probes_are_at_chance_stops_and_says_what_to_do(tiny_mnist1d, tmp_path):
+    """One probe epoch on 480 examples: both probes sit at chance on the reference split."""
+    from helpers import tiny_config
+
+    from proxyds.pipeline.build import build
+
+    with pytest.raises(SignalError) as err:
+        build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out", allow_weak_probes=False))
+    text = str(err.value)
+    assert "probe (B8-K3-M2)" in text and "chance (majority class) is" in text and "%" in text
+    assert "--probe-epochs" in text and "--allow-weak-probes" in text and not (tmp_path / "out").exists()
+    result = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "weak"))  # allowed: goes on, says so
+    assert result.summary["weak_probes"] and "not above chance" in result.summary["weak_probes"][0]

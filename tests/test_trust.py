@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config, write_wds_copy
 
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
+
+from helpers import tiny_config, write_wds_copy
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -19,23 +19,24 @@ from proxyds.sinks import sha256_file
 from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 FORMATS = ("parquet", "wds")
 
 
 @pytest.fixture(scope="module")
-def built(tiny_mnist1d, tmp_path_factory):
-    """One tiny proxy per format; they share a work dir, so the second build reuses the probes."""
+def built(parquet_proxy, tmp_path_factory):
+    """One tiny proxy per format: the session's parquet proxy, and a wds one built on a copy of its
+    work dir, so it reuses the probes."""
     root = tmp_path_factory.mktemp("verify")
     # Parquet without label reduction, wds with it (3 of the 10 classes kept, renumbering the labels and
     # dropping classes from the test split; auto leaves 10 classes whole): both shapes of output are verified.
-    outs = {"parquet": root / "parquet", "wds": root / "wds"}
+    outs = {"parquet": parquet_proxy.out, "wds": root / "wds"}
+    shutil.copytree(parquet_proxy.workdir, root / "work")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is several times faster on a shared, busy CPU
     try:
-        build(tiny_config(f"hf:{tiny_mnist1d}", outs["parquet"], label_reduction="off"))
-        build(tiny_config(f"hf:{tiny_mnist1d}", outs["wds"], format="wds", label_reduction="3"))
+        build(tiny_config(f"hf:{parquet_proxy.src}", outs["wds"], format="wds", label_reduction="3"))
     finally:
         torch.set_num_threads(threads)
     return outs

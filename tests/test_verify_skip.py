@@ -17,7 +17,7 @@ from proxyds.sinks import sha256_file
 from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
-from conftest import tiny_config, write_wds_copy
+from helpers import tiny_config, write_wds_copy
 
 NAMES = [str(i) for i in range(10)]
 

@@ -1,5 +1,6 @@
 """A user-defined search space, loaded by tests through ``--space tiny_spaces:tiny2d``:
-two small CNNs on 16x16 RGB images, cheap enough for image builds in unit tests."""
+two small CNNs on 16x16 RGB images, cheap enough for image builds in unit tests; and
+``TinyNet``, a linear model the spaces tests build their own toy spaces from."""
 
 from __future__ import annotations
 
@@ -26,6 +27,25 @@ class TinyCNN(nn.Module):
         return self.head(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class TinyNet(nn.Module):
+    """A linear layer and a linear head on 4 features: the smallest model with the SearchSpace contract."""
+
+    def __init__(self, width: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, width)
+        self.fc = nn.Linear(width, num_classes)
+        self.num_features = width
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward_head(self, features):
+        return self.fc(features)
+
+    def forward(self, x):
         return self.forward_head(self.forward_features(x))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from proxyds.harness.evaluate import EvaluateConfig, evaluate
+from proxyds import EvaluateConfig, evaluate
 
 
 def machine() -> str:

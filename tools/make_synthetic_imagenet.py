@@ -199,8 +199,7 @@ class _Writers:
     """The WebDataset and/or parquet writer of one split, entered and exited together."""
 
     def __init__(self, formats, out: Path, split: str, hf_split: str, features, per_shard: int):
-        from proxyds.sinks.parquet import ParquetShardWriter
-        from proxyds.sinks.wds import WdsShardWriter
+        from proxyds.sinks import ParquetShardWriter, WdsShardWriter
 
         self.wds = WdsShardWriter(out / "wds", split, maxcount=per_shard) if "wds" in formats else None
         self.hf = (ParquetShardWriter(out / "hf" / "data", hf_split, features, rows_per_shard=per_shard,
@@ -231,7 +230,7 @@ def make_synthetic_cifar(out: str | Path, *, num_train: int, num_test: int, num_
         _check(name, value, minimum)
     import datasets
 
-    from proxyds.sinks.parquet import ParquetShardWriter
+    from proxyds.sinks import ParquetShardWriter
 
     if num_classes == 10:
         cols = {"img": datasets.Image(), "label": datasets.ClassLabel(names=list(CIFAR10_NAMES))}
