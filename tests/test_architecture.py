@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "proxyds"
@@ -33,19 +32,6 @@ LAYERS = {
 }
 MAX_FUNCTION_LINES = 60
 MAX_FILE_LINES = 400
-# Imports against the flow in proxyds today (config.py is to become a leaf); remove the xfail
-# below when they are gone.
-UPWARD_IMPORTS_BEING_REMOVED = [
-    "proxyds/config.py:9 imports proxyds.selection.importance (layer 2)",
-    "proxyds/config.py:10 imports proxyds.pipeline.probes (layer 3)",
-    "proxyds/config.py:11 imports proxyds.pipeline.scan (layer 3)",
-]
-# Functions still over MAX_FUNCTION_LINES, being split; remove the xfail below when this is empty.
-LONG_FUNCTIONS_BEING_SPLIT = [
-    "proxyds/cli.py:_parser",
-    "proxyds/pipeline/build.py:build",
-    "proxyds/harness/report.py:write_markdown",
-]
 
 
 @dataclass(frozen=True)
@@ -140,8 +126,6 @@ def test_every_module_has_a_layer_and_every_import_exists():
     assert not missing, "imports of proxyds modules that do not exist:\n" + "\n".join(missing)
 
 
-@pytest.mark.xfail(strict=False, reason="config.py imports constants from later layers: "
-                   + "; ".join(UPWARD_IMPORTS_BEING_REMOVED))
 def test_no_module_imports_a_later_layer():
     upward = [
         f"{i.path}:{i.line} {i.source} (layer {_layer(i.source)}) imports {i.target} (layer {_layer(i.target)})"
@@ -236,7 +220,6 @@ def _long_functions() -> list[str]:
     return long
 
 
-@pytest.mark.xfail(strict=False, reason="functions over 60 lines being split: " + ", ".join(LONG_FUNCTIONS_BEING_SPLIT))
 def test_no_function_over_60_lines():
     long = _long_functions()
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)

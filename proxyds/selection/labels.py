@@ -1,4 +1,27 @@
-"""Label reduction (paper §3.3): which classes a proxy keeps, and how labels are renumbered."""
+"""Label reduction (paper §3.3): which classes a proxy keeps, and how labels are renumbered.
+
+Classes are ranked by their score, the mean importance of their train examples, highest
+first; ties, and scores that are flat (every class equal, e.g. ``--selector random``: no class
+signal), are broken by a seeded draw, never by class index
+(:func:`~proxyds.selection.sampling.rank_classes`).
+
+``auto`` reduces only when the proxy (``k`` examples) would average fewer than
+``min_per_class`` examples per present class **and** there are more than ``min_classes``
+(default 20) classes. It then keeps :func:`auto_num_classes` of them: ``k // min_per_class``
+(as many as can each get ``min_per_class`` examples), but never fewer than ``min_classes``,
+never fewer than it takes to hold ``label_intermediate`` (default 2 × ratio) of the train
+split — the pool the importance-weighted draw chooses from — and never fewer than 2.
+
+Why this floor: a proxy is only useful for ranking architectures if it keeps the task's
+difficulty; dropping most classes of a 10-class task (the old rule kept 1 of 10 at 5% of
+10,000, and 2 of 10 at 10% of 4,000 digit images) leaves a task every config solves or none
+does (issue 15). The paper applies label reduction to CIFAR-100 and ImageNet, where 20+
+classes remain; datasets with few classes (MNIST, CIFAR-10, MNIST-1D) are left whole, and our
+benchmarks' measurements without reduction are the ones that beat random. CIFAR-100 at 5% of
+50,000 keeps 2,500 // 100 = 25 classes, at 1% the floor of 20.
+
+``N`` keeps the N highest-ranked classes (N >= 2, a ValueError otherwise); ``off`` keeps all.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +31,6 @@ from proxyds.config import MIN_CLASSES
 from proxyds.selection.sampling import class_scores, rank_classes
 
 __all__ = ["reduce_labels", "auto_num_classes", "MIN_CLASSES"]
-
 
 
 def auto_num_classes(k: int, present: int, *, min_per_class: int, min_classes: int = MIN_CLASSES,
@@ -30,34 +52,13 @@ def _pool_classes(counts: np.ndarray, order: np.ndarray, target: int) -> int:
 
 def reduce_labels(config, labels: np.ndarray, importance: np.ndarray, names, k: int, *,
                   seed: int | None = None) -> dict:
-    """Label reduction (paper §3.3): which classes the proxy keeps and how labels are renumbered.
-
-    Classes are ranked by their score, the mean importance of their train examples, highest
-    first; ties, and scores that are flat (every class equal, e.g. ``--selector random``: no
-    class signal), are broken by a draw with ``seed`` (default ``config.seed``), never by
-    class index (see :func:`~proxyds.selection.sampling.rank_classes`).
-
-    ``auto`` reduces only when the proxy (``k`` examples) would average fewer than
-    ``min_per_class`` examples per present class **and** there are more than ``min_classes``
-    (default 20) classes. It then keeps :func:`auto_num_classes` of them: ``k //
-    min_per_class`` (as many as can each get ``min_per_class`` examples), but never fewer
-    than ``min_classes``, never fewer than it takes to hold ``label_intermediate`` (default 2
-    × ratio) of the train split — the pool the importance-weighted draw chooses from — and
-    never fewer than 2. Why this floor: a proxy is only useful for ranking architectures if it
-    keeps the task's difficulty; dropping most classes of a 10-class task (the old rule kept 1
-    of 10 at 5% of 10,000, and 2 of 10 at 10% of 4,000 digit images) leaves a task every
-    config solves or none does (issue 15). The paper applies label reduction to CIFAR-100 and
-    ImageNet, where 20+ classes remain; datasets with few classes (MNIST, CIFAR-10, MNIST-1D)
-    are left whole, and our benchmarks' measurements without reduction are the ones that beat
-    random. CIFAR-100 at 5% of 50,000 keeps 2,500 // 100 = 25 classes, at 1% the floor of 20.
-
-    ``N`` keeps the N highest-ranked classes (N >= 2, a ValueError otherwise). ``off`` keeps
-    all. Kept classes are renumbered 0..C'-1 in their original order.
+    """Which classes the proxy keeps (the rule: module docstring) and how labels are renumbered:
+    kept classes become 0..C'-1 in their original order. ``seed`` (default ``config.seed``)
+    breaks ties and draws the classes when the scores are flat.
 
     Returns ``mode``, ``applied``, ``reason`` (says loudly what was dropped and why),
     ``kept_classes``, ``dropped_classes``, ``class_scores``, ``kept_mask``, ``label_map``,
-    ``flat_scores`` (the class scores were flat) and ``ranked_by`` (``"class scores"`` or
-    ``"seeded draw"``).
+    ``flat_scores`` and ``ranked_by`` (``"class scores"`` or ``"seeded draw"``).
     """
     seed = int(getattr(config, "seed", 0) if seed is None else seed)
     num = len(names)
