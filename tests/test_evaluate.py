@@ -130,3 +130,22 @@ def test_harness_trains_through_the_builds_trainer(monkeypatch):
     x, y = torch.randn(40, 1, 40), torch.arange(40) % 3
     train_model(space.build(space.configs[0], 3), x, y, TrainRecipe(epochs=1, batch_size=16), seed=0)
     assert len(calls) == 1 and calls[0]["optimizer"] == "adam" and calls[0]["steps_per_epoch"] == 3
+
+
+def test_a_user_selector_module_attr_drives_evaluate(tmp_path):
+    """`proxyds evaluate --selectors plugins.tiny_selector:favour_class_zero`: accepted by the config,
+    and weighed on the same Scores the build computes (from the harness's probes)."""
+    from proxyds.harness import evaluate as ev
+    from proxyds.selection.selectors import select_weights
+    from proxyds.spaces import get_space
+
+    spec = "plugins.tiny_selector:favour_class_zero"
+    cfg = EvaluateConfig.from_benchmark("tiny", tmp_path / "r", selectors=(spec, "random"))
+    assert cfg.selectors == (spec, "random")
+    g = torch.Generator().manual_seed(0)
+    data = ev.EvalData(torch.randn(30, 1, 40, generator=g), torch.arange(30) % 3, torch.randn(12, 1, 40, generator=g),
+                       torch.arange(12) % 3, torch.randn(12, 1, 40, generator=g), torch.arange(12) % 3, 3)
+    harness = ev.Harness(data, get_space("cnn1d"), TrainRecipe(epochs=1, batch_size=16), tmp_path)
+    scores, notes = ev.probe_scores(harness, data, harness.space, pca_components=4)
+    assert scores.true_prob.shape == (2, 30) and len(notes["probes"]) == 2
+    np.testing.assert_array_equal(select_weights(spec, scores), np.where(np.arange(30) % 3 == 0, 3.0, 1.0))

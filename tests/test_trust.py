@@ -16,6 +16,7 @@ import pytest
 
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
+from proxyds.verifier import verify
 
 from helpers import tiny_config, write_wds_copy
 
@@ -104,6 +105,7 @@ def test_one_stray_label_does_not_widen_the_class_space(tiny_mnist1d, tmp_path):
     r = build(tiny_config(f"wds:{src}", tmp_path / "out", input_column="x.npy", on_error="skip"))
     assert len(r.summary["class_names"]) == 10
     assert r.summary["skipped"]["train"] == {"skipped: class absent from the reference split": 1}
+    assert verify(tmp_path / "out").ok, verify(tmp_path / "out").problems
     with pytest.raises(BadInput, match="99"):
         build(tiny_config(f"wds:{src}", tmp_path / "raise", input_column="x.npy"))
 
@@ -143,6 +145,7 @@ def test_bad_inputs_are_found_in_the_scan_before_training(bad_wds, tmp_path, cap
         build(tiny_config(f"wds:{bad_wds}", tmp_path / "out", input_column="x.npy"))
     assert "stage probes" not in caplog.text and not (tmp_path / "work" / "probes").exists()
     r = build(tiny_config(f"wds:{bad_wds}", tmp_path / "skip", input_column="x.npy", on_error="skip"))
+    assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems
     skipped = r.summary["skipped"]["train"]
     assert sum(skipped.values()) == 480 - r.summary["num_train_usable"] > 0
     assert all("undecodable input" in reason for reason in skipped)
@@ -166,6 +169,7 @@ def test_keys_that_cannot_be_file_names_are_found_in_the_scan(tiny_mnist1d, tmp_
     assert not (tmp_path / "work" / "probes").exists()
     r = build(tiny_config(f"hf:{src}", tmp_path / "skip", key_column="id", on_error="skip", format="wds"))
     assert r.summary["num_train_usable"] == len(ds["train"]) - 1
+    assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems
 
 
 # ---------------------------------------------------------------- resume in skip mode
@@ -193,3 +197,4 @@ def test_sigkill_after_the_first_probe_then_resume_is_byte_identical_in_skip_mod
     assert proc.returncode == -signal.SIGKILL and len(list((work / "probes").glob("*.pt"))) == 1
     subprocess.run(_cli(bad_wds, tmp_path / "out", work), check=True, env=env, capture_output=True)
     assert _tree(tmp_path / "out") == _tree(tmp_path / "whole")
+    assert verify(tmp_path / "out").ok, verify(tmp_path / "out").problems

@@ -239,6 +239,8 @@ def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_err
     if names:
         return names
     num = max(int(ix.labels[ix.ok].max()) for ix in (train, ref)) + 1
+    for ix in (train, ref):  # a skipped stray label (99 in a 10-class set) names no class: -1, as any unusable label
+        ix.labels[ix.labels >= num] = -1
     return tuple(str(i) for i in range(num))
 
 

@@ -83,7 +83,9 @@ def _check_rows(m: dict, record: dict, report: VerifyReport) -> None:
     k = int(selected.sum())
     expect("the number of selected rows", k, summary["num_selected"], "summary.num_selected")
     expect("the number of selected rows", k, record["splits"]["train"]["rows"], "splits.train.rows")
-    num_classes, num_ref = len(summary["class_names"]), summary["num_reference"]
+    # neighbour = position in the ORIGINAL reference split, whose skipped rows count too
+    num_classes = len(summary["class_names"])
+    num_ref = summary["num_reference"] + sum(summary.get("skipped", {}).get("reference", {}).values())
     in_range = _check_ranges(m, ok, keys, num_classes, num_ref, report)
     _check_skipped(m, ok, keys, report)
     if in_range:
