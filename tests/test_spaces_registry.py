@@ -117,7 +117,7 @@ class Net(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def make_space():
+def make_space() -> SearchSpace:
     configs = [ArchConfig("w8", {"w": 8}), ArchConfig("w2", {"w": 2}), ArchConfig("w4", {"w": 4})]
     return SearchSpace("user_tiny", (4,), configs, lambda c, n: Net(c.params["w"], n))
 
@@ -132,7 +132,7 @@ class Holder:
 NOT_A_SPACE = 3
 
 
-def bad_factory():
+def bad_factory() -> SearchSpace:
     return "nope"
 """
 
@@ -174,7 +174,7 @@ def test_resolve_space_import_and_attribute_errors(user_module):
         resolve_space("no_such_mod_xyz.sub:space")
     with pytest.raises(ValueError, match=f"module '{user_module}' has no attribute 'missing'"):
         resolve_space(f"{user_module}:missing")
-    with pytest.raises(TypeError, match="got int"):
+    with pytest.raises(ValueError, match="names an int, not a SearchSpace"):
         resolve_space(f"{user_module}:NOT_A_SPACE")
-    with pytest.raises(TypeError, match="got str"):
+    with pytest.raises(ValueError, match=r"bad_factory\(\) returned a str, not a SearchSpace"):
         resolve_space(f"{user_module}:bad_factory")
