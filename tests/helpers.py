@@ -130,3 +130,28 @@ def sink_rows(n: int, offset: int = 0, formats=("JPEG", "PNG")) -> list[dict]:
             }
         )
     return rows
+
+
+def rewrite_manifest(out, **columns) -> None:
+    """Replace whole columns of OUT's manifest.parquet, keeping its schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "manifest.parquet")
+    for name, values in columns.items():
+        i = table.column_names.index(name)
+        table = table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type))
+    pq.write_table(table, out / "manifest.parquet", compression="zstd")
+
+
+def rehash(out, rel: str) -> None:
+    """Record ``rel``'s current sha256 and size in proxy.json, and proxy.json's own digest, as a forger would."""
+    import json
+
+    from proxyds.pipeline.write import record_digest
+    from proxyds.sinks import sha256_file
+
+    record = json.loads((out / "proxy.json").read_text())
+    record["files"][rel] = {"sha256": sha256_file(out / rel), "bytes": (out / rel).stat().st_size}
+    record["content_sha256"] = record_digest(record)
+    (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -8,7 +8,6 @@ import shutil
 import tarfile
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -16,10 +15,9 @@ import torch
 from proxyds.pipeline.build import build
 from proxyds.cli import main
 from proxyds.sinks import sha256_file
-from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
-from helpers import tiny_config
+from helpers import rehash, rewrite_manifest, tiny_config
 
 FORMATS = ("parquet", "wds")
 
@@ -52,24 +50,8 @@ def _record(out) -> dict:
     return json.loads((out / "proxy.json").read_text())
 
 
-def _rehash(out, rel: str) -> None:
-    """Record ``rel``'s current sha256 and size in proxy.json, and proxy.json's own digest, as a forger would."""
-    record = _record(out)
-    record["files"][rel] = {"sha256": sha256_file(out / rel), "bytes": (out / rel).stat().st_size}
-    record["content_sha256"] = record_digest(record)
-    (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")
-
-
 def _train_shards(out) -> list[str]:
     return [f"data/{name}" for name in _record(out)["splits"]["train"]["files"]]
-
-
-def _rewrite_manifest(out, **columns) -> None:
-    table = pq.read_table(out / "manifest.parquet")
-    for name, values in columns.items():
-        i = table.column_names.index(name)
-        table = table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type))
-    pq.write_table(table, out / "manifest.parquet", compression="zstd")
 
 
 def _problems(out) -> str:
@@ -115,7 +97,7 @@ def test_edited_manifest_is_caught_even_with_its_sha256_rewritten(out):
     selected = pq.read_table(out / "manifest.parquet")["selected"].to_numpy()
     flipped = selected.copy()
     flipped[np.flatnonzero(selected)[0]] = False
-    _rewrite_manifest(out, selected=flipped)
+    rewrite_manifest(out, selected=flipped)
     problems = _problems(out)
     assert "manifest.parquet: sha256 mismatch" in problems or "manifest.parquet: size is" in problems
     assert "number of selected rows is 47" in problems
@@ -128,8 +110,8 @@ def test_edited_manifest_is_caught_even_with_its_sha256_rewritten(out):
     j = int(np.flatnonzero(~selected & (label >= 0) & (label != label[i]))[0])
     swapped = selected.copy()
     swapped[i], swapped[j] = False, True
-    _rewrite_manifest(out, selected=swapped)
-    _rehash(out, "manifest.parquet")
+    rewrite_manifest(out, selected=swapped)
+    rehash(out, "manifest.parquet")
     problems = _problems(out)
     assert "sha256" not in problems
     assert "train shards differ from the manifest's selected examples" in problems
@@ -144,8 +126,8 @@ def test_edited_manifest_is_caught_even_with_its_sha256_rewritten(out):
 ])
 def test_manifest_invariants_are_checked(built, tmp_path, mutate, message):
     out = shutil.copytree(built["parquet"], tmp_path / "p")
-    _rewrite_manifest(out, **mutate(pq.read_table(out / "manifest.parquet").to_pydict()))
-    _rehash(out, "manifest.parquet")
+    rewrite_manifest(out, **mutate(pq.read_table(out / "manifest.parquet").to_pydict()))
+    rehash(out, "manifest.parquet")
     assert message in _problems(out)
 
 
@@ -235,7 +217,7 @@ def test_unsafe_tar_members_are_reported(built, tmp_path, name, kind):
     info.type = kind
     info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
     _add_member(out / rel, info, b"3" if kind == tarfile.REGTYPE else b"")
-    _rehash(out, rel)
+    rehash(out, rel)
     problems = _problems(out)
     assert f"{rel}: member {name!r} is not" in problems
 
@@ -244,7 +226,7 @@ def test_broken_card_is_caught_by_the_reader(built, tmp_path):
     out = shutil.copytree(built["parquet"], tmp_path / "p")
     card = out / "README.md"
     card.write_text(card.read_text().replace("data/train-*", "data/nothing-*"))
-    _rehash(out, "README.md")
+    rehash(out, "README.md")
     assert "datasets.load_dataset(" in _problems(out)
 
 
@@ -272,6 +254,6 @@ def test_cli_verify_exit_codes_and_report(built, tmp_path, capsys):
 def test_unreadable_shard_is_named(out):
     rel = _train_shards(out)[0]
     (out / rel).write_bytes(b"this is not a shard" * 100)
-    _rehash(out, rel)
+    rehash(out, rel)
     problems = _problems(out)
     assert f"{rel}: cannot be read as {'a tar' if rel.endswith('.tar') else 'parquet'}" in problems

@@ -3,7 +3,6 @@ rows passes; a skipped row that is drawn, or a selection the shards do not hold,
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -13,11 +12,9 @@ import pytest
 import torch
 
 from proxyds.pipeline.build import build
-from proxyds.sinks import sha256_file
-from proxyds.pipeline.write import record_digest
 from proxyds.verifier.check import verify
 
-from helpers import tiny_config, write_wds_copy
+from helpers import rehash, rewrite_manifest, tiny_config, write_wds_copy
 
 NAMES = [str(i) for i in range(10)]
 
@@ -87,20 +84,6 @@ def _manifest(out) -> dict:
     return pq.read_table(out / "manifest.parquet").to_pydict()
 
 
-def _rewrite(out, **columns) -> None:
-    """Change manifest columns and record the new sha256s, as a forger would."""
-    table = pq.read_table(out / "manifest.parquet")
-    for name, values in columns.items():
-        i = table.column_names.index(name)
-        table = table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type))
-    pq.write_table(table, out / "manifest.parquet", compression="zstd")
-    record = json.loads((out / "proxy.json").read_text())
-    record["files"]["manifest.parquet"] = {"sha256": sha256_file(out / "manifest.parquet"),
-                                           "bytes": (out / "manifest.parquet").stat().st_size}
-    record["content_sha256"] = record_digest(record)
-    (out / "proxy.json").write_text(json.dumps(record, indent=1) + "\n")
-
-
 def _problems(out) -> str:
     report = verify(out)
     assert not report.ok
@@ -125,7 +108,8 @@ def test_skipped_row_marked_selected_is_caught(out, unselect_one):
     selected[skipped[0]] = True
     if unselect_one:  # keep the count, so only the row itself and the shards can tell
         selected[np.flatnonzero(selected & (np.asarray(m["status"]) == "ok"))[0]] = False
-    _rewrite(out, selected=selected)
+    rewrite_manifest(out, selected=selected)
+    rehash(out, "manifest.parquet")
     problems = _problems(out)
     assert "sha256" not in problems
     assert "1 skipped rows are marked selected" in problems
@@ -140,5 +124,6 @@ def test_skipped_row_with_keep_prob_is_caught(out):
     keep = np.asarray(m["keep_prob"])
     i, j = np.flatnonzero(np.asarray(m["status"]) != "ok")[0], int(np.argmax(keep))
     keep[i], keep[j] = keep[j], 0.0  # still sums to 1: the sampler would draw a skipped example
-    _rewrite(out, keep_prob=keep)
+    rewrite_manifest(out, keep_prob=keep)
+    rehash(out, "manifest.parquet")
     assert "1 skipped rows have importance or keep_prob other than 0" in _problems(out)
