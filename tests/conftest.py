@@ -9,6 +9,11 @@ import pytest
 
 from helpers import TINY_MNIST1D, Built, tiny_config, tree_digest
 
+# The tests' models are tiny: intra-op threads only add spinning, and on a shared 2-core CPU a
+# tiny build ran 2-3x slower on two threads than on one. Set before torch is imported so
+# that subprocesses (CLI, torchrun, SIGKILL tests) inherit it; export OMP_NUM_THREADS to test
+# with more threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # A fresh datasets cache per test session: load_dataset never serves a stale cached copy
@@ -20,30 +25,6 @@ os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="proxyds-hf-cache-")
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own proxyds cache: nothing leaks between tests or into ~/.cache."""
     monkeypatch.setenv("PROXYDS_CACHE", str(tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture
-def one_thread():
-    """Small models on a shared CPU train far faster on one thread than on contended threads."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def one_thread_module():
-    """``one_thread`` for a whole module (use with ``pytestmark = pytest.mark.usefixtures(...)``):
-    batch-of-2 forwards gain nothing from intra-op threads, and on a shared CPU the thread
-    pool's spinning made the spaces tests 3-4x slower; restored after the module."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_damaged_entry_is_ignored_with_a_warning(tmp_path, caplog, damage):
     assert "ignoring damaged cache entry" in caplog.text and path.name in caplog.text
 
 
-def test_build_recomputes_a_damaged_stage(tiny_mnist1d, tmp_path, caplog, one_thread):
+def test_build_recomputes_a_damaged_stage(tiny_mnist1d, tmp_path, caplog):
     first = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "a"))
     entries = sorted((tmp_path / "work" / "stages").glob("score-train-*.npz"))
     assert entries

@@ -13,7 +13,6 @@ from proxyds.cli import main
 from proxyds.harness.evaluate import BENCHMARKS, DataSpec, EvaluateConfig, TrainRecipe, train_model
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):

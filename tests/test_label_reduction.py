@@ -191,7 +191,7 @@ def _ten_class_set(root, n_train=10_000, n_test=1_000):
     return root
 
 
-def test_default_build_of_ten_classes_at_five_percent_keeps_every_class(tmp_path, one_thread):
+def test_default_build_of_ten_classes_at_five_percent_keeps_every_class(tmp_path):
     src = _ten_class_set(tmp_path / "src")
     out = tmp_path / "proxy"
     config = BuildConfig(dataset=f"hf:{src}", out=out, ratio=0.05, input_column="x", space="resnet1d",

@@ -31,7 +31,6 @@ def _assert_kept_only(manifest, kept_index: set[int], *, epochs: int = 4) -> Non
                                      f"{len(outside)} drawn examples of dropped classes")
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_no_draw_falls_outside_the_kept_classes(tiny_mnist1d, tmp_path):
     out = tmp_path / "proxy"
     result = build(tiny_config(f"hf:{tiny_mnist1d}", out, label_reduction="3"))

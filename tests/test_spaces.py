@@ -11,7 +11,6 @@ from proxyds.spaces import ArchConfig, SearchSpace, count_macs, count_params, ge
 from proxyds.spaces.efficientnet import efficientnet_widths
 from tiny_spaces import TinyNet
 
-pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 ALL_CONFIGS = [(s, c.name) for s in list_spaces() for c in get_space(s).configs]
 

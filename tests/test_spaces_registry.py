@@ -21,7 +21,6 @@ from proxyds.spaces import (
 from proxyds.spaces import registry
 from tiny_spaces import TinyNet
 
-pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 # --- configs and the registry ---------------------------------------------------------
 

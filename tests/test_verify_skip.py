@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from proxyds.pipeline.build import build
 from proxyds.verifier.check import verify
@@ -63,15 +62,10 @@ def skipped_outputs(tiny_mnist1d, tmp_path_factory):
     _write_parquet(hf, "train", [i % 10 for i in range(119)] + [12])
     _write_parquet(hf, "test", [i % 9 for i in range(60)])
     outs = {name: root / name for name in ("wds", "wds-as-parquet", "hf-parquet")}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        wds = dict(input_column="x.npy", on_error="skip")
-        build(tiny_config(f"wds:{src}", outs["wds"], **wds))
-        build(tiny_config(f"wds:{src}", outs["wds-as-parquet"], format="parquet", **wds))
-        build(tiny_config(f"hf:{hf}", outs["hf-parquet"], on_error="skip", label_reduction="auto", ratio=0.2))
-    finally:
-        torch.set_num_threads(threads)
+    wds = dict(input_column="x.npy", on_error="skip")
+    build(tiny_config(f"wds:{src}", outs["wds"], **wds))
+    build(tiny_config(f"wds:{src}", outs["wds-as-parquet"], format="parquet", **wds))
+    build(tiny_config(f"hf:{hf}", outs["hf-parquet"], on_error="skip", label_reduction="auto", ratio=0.2))
     return outs
 
 
