@@ -3,6 +3,7 @@ proxy, finds bad input in the scan, and resumes byte-identically in skip mode to
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -57,7 +58,7 @@ def test_out_clear_of_the_reference_source_too(user_data, tmp_path):
     assert _tree(ref) == before
 
 
-def test_overwrite_only_replaces_a_previous_output(user_data, tmp_path):
+def test_overwrite_only_replaces_a_previous_output(user_data, parquet_proxy, tmp_path):
     src, _ = user_data
     other = tmp_path / "notes"
     other.mkdir()
@@ -66,10 +67,12 @@ def test_overwrite_only_replaces_a_previous_output(user_data, tmp_path):
         build(tiny_config(f"hf:{src}", other, overwrite=True, workdir=tmp_path / "work"))
     assert (other / "thesis.tex").read_text() == "years of work" and not (tmp_path / "work").exists()
 
-    out = tmp_path / "out"
-    build(tiny_config(f"hf:{src}", out))
+    out, work = tmp_path / "out", tmp_path / "work"  # a previous output, and its probes to reuse
+    shutil.copytree(parquet_proxy.out, out)
+    shutil.copytree(parquet_proxy.workdir, work)
     (out / "stray.txt").write_text("x")
-    build(tiny_config(f"hf:{src}", out, overwrite=True, seed=1))  # a proxyds output: replaced whole
+    build(tiny_config(f"hf:{parquet_proxy.src}", out, overwrite=True, seed=1, workdir=work))  # replaced whole
+    assert json.loads((out / "proxy.json").read_text())["config"]["seed"] == 1
     assert (out / "proxy.json").is_file() and not (out / "stray.txt").exists()
 
 
@@ -138,43 +141,6 @@ def bad_wds(tiny_mnist1d, tmp_path_factory):
     return write_wds_copy(tiny_mnist1d, tmp_path_factory.mktemp("bad") / "wds", edit=_bad_inputs)
 
 
-def test_bad_inputs_are_found_in_the_scan_before_training(bad_wds, tmp_path, caplog):
-    import logging
-
-    with caplog.at_level(logging.INFO, logger="proxyds"), pytest.raises(BadInput, match="undecodable input"):
-        build(tiny_config(f"wds:{bad_wds}", tmp_path / "out", input_column="x.npy"))
-    assert "stage probes" not in caplog.text and not (tmp_path / "work" / "probes").exists()
-    r = build(tiny_config(f"wds:{bad_wds}", tmp_path / "skip", input_column="x.npy", on_error="skip"))
-    assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems
-    skipped = r.summary["skipped"]["train"]
-    assert sum(skipped.values()) == 480 - r.summary["num_train_usable"] > 0
-    assert all("undecodable input" in reason for reason in skipped)
-    assert any("NaN" in reason for reason in skipped) and any("39 values" in reason for reason in skipped)
-
-
-@pytest.mark.parametrize("key", ["a/b", "/etc/passwd", "back\\slash"])
-def test_keys_that_cannot_be_file_names_are_found_in_the_scan(tiny_mnist1d, tmp_path, key):
-    import datasets
-
-    ds = datasets.load_dataset(str(tiny_mnist1d))
-    src = tmp_path / "keyed"
-    (src / "data").mkdir(parents=True)
-    for split in ("train", "test"):
-        keys = [f"{split}{i}" for i in range(len(ds[split]))]
-        if split == "train":
-            keys[11] = key
-        ds[split].add_column("id", keys).to_parquet(src / "data" / f"{split}-00000-of-00001.parquet")
-    with pytest.raises(BadInput, match=r"key contains"):
-        build(tiny_config(f"hf:{src}", tmp_path / "out", key_column="id"))
-    assert not (tmp_path / "work" / "probes").exists()
-    r = build(tiny_config(f"hf:{src}", tmp_path / "skip", key_column="id", on_error="skip", format="wds"))
-    assert r.summary["num_train_usable"] == len(ds["train"]) - 1
-    assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems
-
-
-# ---------------------------------------------------------------- resume in skip mode
-
-
 def _cli(src, out, work) -> list[str]:
     return [sys.executable, "-m", "proxyds", "build", f"wds:{src}", "--space", "resnet1d",
             "--input-column", "x.npy", "--ratio", "0.1", "--out", str(out), "--workdir", str(work),
@@ -182,19 +148,74 @@ def _cli(src, out, work) -> list[str]:
             "--device", "cpu", "--on-error", "skip", "--allow-weak-probes"]
 
 
-def test_sigkill_after_the_first_probe_then_resume_is_byte_identical_in_skip_mode(bad_wds, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run(_cli(bad_wds, tmp_path / "whole", tmp_path / "work-whole"), check=True, env=env,
-                   capture_output=True)
+@pytest.fixture(scope="module")
+def bad_wds_skipped(bad_wds, tmp_path_factory):
+    """The CLI's skip-mode build of ``bad_wds``, run whole: read it, never change it."""
+    root = tmp_path_factory.mktemp("bad-skip")
+    subprocess.run(_cli(bad_wds, root / "out", root / "work"), check=True, capture_output=True)
+    return root / "out"
+
+
+def test_bad_inputs_are_found_in_the_scan_before_training(bad_wds, bad_wds_skipped, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="proxyds"), pytest.raises(BadInput, match="undecodable input"):
+        build(tiny_config(f"wds:{bad_wds}", tmp_path / "out", input_column="x.npy"))
+    assert "stage probes" not in caplog.text and not (tmp_path / "work" / "probes").exists()
+    assert verify(bad_wds_skipped).ok, verify(bad_wds_skipped).problems
+    summary = json.loads((bad_wds_skipped / "proxy.json").read_text())["summary"]
+    skipped = summary["skipped"]["train"]
+    assert sum(skipped.values()) == 480 - summary["num_train_usable"] > 0
+    assert all("undecodable input" in reason for reason in skipped)
+    assert any("NaN" in reason for reason in skipped) and any("39 values" in reason for reason in skipped)
+
+
+BAD_KEYS = ["a/b", "/etc/passwd", "back\\slash"]
+
+
+def _keyed(tiny_mnist1d, root, bad_keys):
+    """The tiny dataset with an ``id`` key column whose train rows 11, 12, ... hold ``bad_keys``."""
+    import datasets
+
+    ds = datasets.load_dataset(str(tiny_mnist1d))
+    (root / "data").mkdir(parents=True)
+    for split in ("train", "test"):
+        keys = [f"{split}{i}" for i in range(len(ds[split]))]
+        if split == "train":
+            keys[11:11 + len(bad_keys)] = bad_keys
+        ds[split].add_column("id", keys).to_parquet(root / "data" / f"{split}-00000-of-00001.parquet")
+    return root, len(ds["train"])
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_keys_that_cannot_be_file_names_are_found_in_the_scan(tiny_mnist1d, tmp_path, key):
+    src, _ = _keyed(tiny_mnist1d, tmp_path / "keyed", [key])
+    with pytest.raises(BadInput, match=r"key contains"):
+        build(tiny_config(f"hf:{src}", tmp_path / "out", key_column="id"))
+    assert not (tmp_path / "work" / "probes").exists()
+
+
+def test_keys_that_cannot_be_file_names_are_skipped_and_the_output_verifies(tiny_mnist1d, tmp_path):
+    src, num_train = _keyed(tiny_mnist1d, tmp_path / "keyed", BAD_KEYS)
+    r = build(tiny_config(f"hf:{src}", tmp_path / "skip", key_column="id", on_error="skip", format="wds"))
+    assert r.summary["num_train_usable"] == num_train - len(BAD_KEYS)
+    assert sum(r.summary["skipped"]["train"].values()) == len(BAD_KEYS)
+    assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems
+
+
+# ---------------------------------------------------------------- resume in skip mode
+
+
+def test_sigkill_after_the_first_probe_then_resume_is_byte_identical_in_skip_mode(bad_wds, bad_wds_skipped,
+                                                                                   tmp_path):
     work = tmp_path / "work"
-    proc = subprocess.Popen(_cli(bad_wds, tmp_path / "out", work), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_cli(bad_wds, tmp_path / "out", work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not list((work / "probes").glob("*.pt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL and len(list((work / "probes").glob("*.pt"))) == 1
-    subprocess.run(_cli(bad_wds, tmp_path / "out", work), check=True, env=env, capture_output=True)
-    assert _tree(tmp_path / "out") == _tree(tmp_path / "whole")
+    subprocess.run(_cli(bad_wds, tmp_path / "out", work), check=True, capture_output=True)
+    assert _tree(tmp_path / "out") == _tree(bad_wds_skipped)
     assert verify(tmp_path / "out").ok, verify(tmp_path / "out").problems
