@@ -99,16 +99,20 @@ def test_allow_weak_probes_is_a_validated_config_field():
         BuildConfig(dataset="x", out=Path("o"), ratio=0.1, allow_weak_probes="yes")
 
 
-def test_a_build_whose_probes_are_at_chance_stops_and_says_what_to_do(tiny_mnist1d, tmp_path):
-    """One probe epoch on 480 examples: both probes sit at chance on the reference split."""
+def test_a_build_whose_probes_are_at_chance_stops_and_says_what_to_do(parquet_proxy, tmp_path):
+    """One probe epoch on 480 examples: both probes sit at chance on the reference split.
+    ``parquet_proxy`` is such a build, allowed to go on; its probes are reused here."""
+    import shutil
+
     from helpers import tiny_config
 
     from proxyds.pipeline.build import build
 
+    shutil.copytree(parquet_proxy.workdir, tmp_path / "work")
     with pytest.raises(SignalError) as err:
-        build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out", allow_weak_probes=False))
+        build(tiny_config(f"hf:{parquet_proxy.src}", tmp_path / "out", allow_weak_probes=False))
     text = str(err.value)
     assert "probe (B8-K3-M2)" in text and "chance (majority class) is" in text and "%" in text
     assert "--probe-epochs" in text and "--allow-weak-probes" in text and not (tmp_path / "out").exists()
-    result = build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "weak"))  # allowed: goes on, says so
-    assert result.summary["weak_probes"] and "not above chance" in result.summary["weak_probes"][0]
+    weak = parquet_proxy.result.summary["weak_probes"]  # allowed (tiny_config): it went on, and says so
+    assert weak and "not above chance" in weak[0]
