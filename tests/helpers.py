@@ -40,6 +40,14 @@ class Built:
     result: Any  # the BuildResult
 
 
+def trained_probes(built: Built) -> tuple[tuple[str, str], ...]:
+    """``probe_checkpoints`` that load a finished build's probes: a build that needs probes but
+    does not test their training skips it (``--probe lower=PATH --probe upper=PATH``)."""
+    files = built.result.summary["probe_checkpoints"]
+    return tuple((role, str(built.workdir / "probes" / next(f for f in files if f"-{info['config']}-" in f)))
+                 for role, info in built.result.summary["probes"].items())
+
+
 def tree_digest(*roots: Path) -> dict[str, str]:
     """sha256 of every file under ``roots``, by path: equal digests = nothing was changed."""
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()

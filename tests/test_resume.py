@@ -18,7 +18,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
 
-from helpers import tiny_config, write_wds_copy
+from helpers import tiny_config, trained_probes, write_wds_copy
 
 
 def _cli(src, out, work, env) -> list[str]:
@@ -88,9 +88,11 @@ def test_changed_setting_recomputes_only_what_it_affects(parquet_proxy, tmp_path
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_fuzzed_shard_gives_clear_error_or_counted_skips(tiny_mnist1d, tmp_path_factory, seed):
+def test_fuzzed_shard_gives_clear_error_or_counted_skips(parquet_proxy, tmp_path_factory, seed):
     """Random byte flips in a train shard: every run ends in a BadInput naming the problem, or
-    (with skip) a manifest whose every row is accounted for by status."""
+    (with skip) a manifest whose every row is accounted for by status. The probes are
+    parquet_proxy's (trained on the same data): what is fuzzed here is reading, not training."""
+    tiny_mnist1d = parquet_proxy.src
     base = tmp_path_factory.getbasetemp() / "fuzz-src"
     if not base.exists():
         write_wds_copy(tiny_mnist1d, base)
@@ -104,7 +106,7 @@ def test_fuzzed_shard_gives_clear_error_or_counted_skips(tiny_mnist1d, tmp_path_
         data[pos] = int(rng.integers(256))
     shard.write_bytes(bytes(data))
     outs = tmp_path_factory.mktemp(f"fuzz{seed}-out")
-    cfg = dict(input_column="x.npy", workdir=outs / "work")
+    cfg = dict(input_column="x.npy", workdir=outs / "work", probe_checkpoints=trained_probes(parquet_proxy))
     try:
         build(tiny_config(f"wds:{src}", outs / "raise", **cfg))
     except BadInput as err:

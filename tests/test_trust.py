@@ -19,7 +19,7 @@ from proxyds.pipeline.build import build
 from proxyds.pipeline.scan import BadInput
 from proxyds.verifier import verify
 
-from helpers import tiny_config, write_wds_copy
+from helpers import tiny_config, trained_probes, write_wds_copy
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -98,14 +98,17 @@ def test_cli_refuses_overwriting_the_input_in_one_line(user_data, tmp_path):
 # ---------------------------------------------------------------- skipped examples shape nothing
 
 
-def test_one_stray_label_does_not_widen_the_class_space(tiny_mnist1d, tmp_path):
+def test_one_stray_label_does_not_widen_the_class_space(parquet_proxy, tmp_path):
+    tiny_mnist1d, probes = parquet_proxy.src, trained_probes(parquet_proxy)  # 10-class probes: load only into 10
+
     def stray(split, i, key, fields):
         if split == "train" and i == 5:
             fields = dict(fields, cls=b"99")
         return key, fields
 
     src = write_wds_copy(tiny_mnist1d, tmp_path / "wds", edit=stray)
-    r = build(tiny_config(f"wds:{src}", tmp_path / "out", input_column="x.npy", on_error="skip"))
+    r = build(tiny_config(f"wds:{src}", tmp_path / "out", input_column="x.npy", on_error="skip",
+                          probe_checkpoints=probes))
     assert len(r.summary["class_names"]) == 10
     assert r.summary["skipped"]["train"] == {"skipped: class absent from the reference split": 1}
     assert verify(tmp_path / "out").ok, verify(tmp_path / "out").problems
@@ -195,9 +198,10 @@ def test_keys_that_cannot_be_file_names_are_found_in_the_scan(tiny_mnist1d, tmp_
     assert not (tmp_path / "work" / "probes").exists()
 
 
-def test_keys_that_cannot_be_file_names_are_skipped_and_the_output_verifies(tiny_mnist1d, tmp_path):
-    src, num_train = _keyed(tiny_mnist1d, tmp_path / "keyed", BAD_KEYS)
-    r = build(tiny_config(f"hf:{src}", tmp_path / "skip", key_column="id", on_error="skip", format="wds"))
+def test_keys_that_cannot_be_file_names_are_skipped_and_the_output_verifies(parquet_proxy, tmp_path):
+    src, num_train = _keyed(parquet_proxy.src, tmp_path / "keyed", BAD_KEYS)
+    r = build(tiny_config(f"hf:{src}", tmp_path / "skip", key_column="id", on_error="skip", format="wds",
+                          probe_checkpoints=trained_probes(parquet_proxy)))
     assert r.summary["num_train_usable"] == num_train - len(BAD_KEYS)
     assert sum(r.summary["skipped"]["train"].values()) == len(BAD_KEYS)
     assert verify(tmp_path / "skip").ok, verify(tmp_path / "skip").problems

@@ -13,7 +13,7 @@ import pytest
 from proxyds.pipeline.build import build
 from proxyds.verifier.check import verify
 
-from helpers import rehash, rewrite_manifest, tiny_config, write_wds_copy
+from helpers import rehash, rewrite_manifest, tiny_config, trained_probes, write_wds_copy
 
 NAMES = [str(i) for i in range(10)]
 
@@ -53,16 +53,18 @@ def _write_parquet(root, split, labels):
 
 
 @pytest.fixture(scope="module")
-def skipped_outputs(tiny_mnist1d, tmp_path_factory):
-    """Skip-mode outputs: damaged wds input written as wds and as parquet; hf input with an
-    out-of-range label and a class absent from the reference split, written as parquet."""
+def skipped_outputs(parquet_proxy, tmp_path_factory):
+    """Skip-mode outputs: damaged wds input written as wds and as parquet (probes loaded from
+    parquet_proxy, trained on the same data); hf input with an out-of-range label and a class
+    absent from the reference split, written as parquet."""
+    tiny_mnist1d = parquet_proxy.src
     root = tmp_path_factory.mktemp("verify-skip")
     src = write_wds_copy(tiny_mnist1d, root / "wds-src", edit=_wds_edit)
     hf = root / "hf-src"
     _write_parquet(hf, "train", [i % 10 for i in range(119)] + [12])
     _write_parquet(hf, "test", [i % 9 for i in range(60)])
     outs = {name: root / name for name in ("wds", "wds-as-parquet", "hf-parquet")}
-    wds = dict(input_column="x.npy", on_error="skip")
+    wds = dict(input_column="x.npy", on_error="skip", probe_checkpoints=trained_probes(parquet_proxy))
     build(tiny_config(f"wds:{src}", outs["wds"], **wds))
     build(tiny_config(f"wds:{src}", outs["wds-as-parquet"], format="parquet", **wds))
     build(tiny_config(f"hf:{hf}", outs["hf-parquet"], on_error="skip", label_reduction="auto", ratio=0.2))
