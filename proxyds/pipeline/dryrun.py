@@ -11,6 +11,7 @@ classes the rule keeps, not which ones.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from proxyds.pipeline.cache import StageCache
 from proxyds.pipeline.plan import input_paths, resolve
 from proxyds.pipeline.probes import pick_device
 from proxyds.pipeline.scan import cached_scan, class_names
+from proxyds.pipeline.score import load_probe
 from proxyds.pipeline.summary import probe_roles
 from proxyds.presets import cache_dir
 from proxyds.selection.labels import reduce_labels
@@ -84,6 +86,10 @@ def _probes(config: BuildConfig, space, num_classes: int) -> list[dict]:
     if unknown:
         raise ValueError(f"--probe names unknown probes {unknown}; the probes of this build are "
                          f"{probe_roles(len(configs))}")
+    for role, c in zip(probe_roles(len(configs)), configs):
+        if role in given:  # loaded and shape-checked now, as the build would load it
+            load_probe(space.build(c, num_classes), Path(given[role]),
+                       f"{role} probe ({space.name} {c.name}, {num_classes} classes)")
     return [{"role": role, "config": c.name, "macs": space.macs(c, num_classes),
              "params": space.params(c, num_classes), "checkpoint": given.get(role)}
             for role, c in zip(probe_roles(len(configs)), configs)]
@@ -97,10 +103,12 @@ def _reduction(config: BuildConfig, labels: np.ndarray, names, k: int) -> dict:
     kept = len(r["kept_classes"]) if r["applied"] else present
     if not r["applied"]:
         decision = f"keeps all {present} classes ({r['reason']})"
+    elif config.label_reduction == "auto":  # the pool floor depends on which classes rank first: about
+        decision = (f"keeps about {kept} of {present} classes ({r['reason'].split('; kept ')[0]}); which ones "
+                    f"depends on the probes' scores (the highest-scoring by mean importance)")
     else:
-        rule = r["reason"].split("; kept ")[0] if config.label_reduction == "auto" else f"label_reduction {kept}"
-        decision = (f"keeps about {kept} of {present} classes ({rule}); which ones depends on the probes' scores "
-                    f"(the highest-scoring by mean importance)")
+        decision = (f"keeps {kept} of {present} classes (label_reduction {kept}); which ones depends on the "
+                    f"probes' scores (the highest-scoring by mean importance)")
     return {"mode": r["mode"], "applied": r["applied"], "classes": present, "kept": kept, "decision": decision}
 
 
