@@ -314,6 +314,7 @@ def _setup_logging(args) -> logging.Handler | None:
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format=_LOG_FORMAT)
     logging.getLogger(LOGGER).setLevel(logging.NOTSET if args.quiet else logging.INFO)
+    logging.getLogger(LOGGER + ".other_ranks").setLevel(logging.WARNING)  # rank 0's lines are enough
     path = getattr(args, "log_file", None)
     if path is None:
         return None

@@ -6,12 +6,16 @@ disabled and the job silent for hours. There, each stage logs a line to the
 once when it ends), with its count, rate and ETA::
 
     scan train: 3,000/12,000 shard (25%), 41.2 shard/s, ETA 0:03:38
+
+Under torchrun, ranks other than 0 log to ``proxyds.progress.other_ranks``, which the CLI
+leaves at WARNING: a job's log holds one line per step, not one per process.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 
@@ -33,7 +37,9 @@ def progress(iterable=None, *, total=None, desc: str = "", unit: str = "it", **k
         return tqdm(iterable, total=total, desc=desc, unit=unit, **kwargs)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    return ProgressLog(iterable, total=total, desc=desc, unit=unit)
+    # under torchrun every rank runs the stage on its share; one rank's lines are enough
+    logger = logging.getLogger(LOGGER if os.environ.get("RANK", "0") in ("", "0") else LOGGER + ".other_ranks")
+    return ProgressLog(iterable, total=total, desc=desc, unit=unit, logger=logger)
 
 
 def _stderr_is_terminal() -> bool:

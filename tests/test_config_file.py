@@ -130,3 +130,13 @@ def test_a_rebuild_from_proxy_json_alone_is_byte_identical(parquet_proxy, tmp_pa
     """Nothing shared but the record: a fresh work dir, so the probes are trained again too."""
     out = _rebuild(parquet_proxy, tmp_path, capsys, tmp_path / "fresh-work")
     assert _digests(out) == _digests(parquet_proxy.out)
+
+
+def test_the_package_ships_py_typed():
+    """Type checkers read proxyds' annotations (PEP 561): the marker exists and is package data."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "proxyds" / "py.typed").is_file()
+    assert "py.typed" in tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "proxyds"]

@@ -166,3 +166,27 @@ def test_a_build_without_a_terminal_logs_progress_before_it_ends(tiny_mnist1d, t
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ proxyds.cli: proxyds \S+ build: started", logged[1])
     assert sum("proxyds.progress: " in line for line in logged) == len(progress_lines)
     assert logged[-1].endswith("proxyds build: finished, exit status 0")
+
+
+def test_only_rank_0_logs_progress_under_the_cli(monkeypatch, caplog):
+    from proxyds.cli import _parser, _setup_logging
+
+    _setup_logging(_parser().parse_args(["datasets"]))
+    for rank, expected in (("0", 1), ("3", 0)):
+        monkeypatch.setenv("RANK", rank)
+        caplog.clear()
+        with caplog.at_level(logging.NOTSET):
+            progress(range(2), desc="scan train").close()
+        assert sum(r.name.startswith("proxyds.progress") for r in caplog.records) == expected, rank
+
+
+def test_log_file_records_an_error_too(tmp_path, capsys):
+    from proxyds.cli import main
+
+    log_file = tmp_path / "run.log"
+    assert main(["build", "nope", "--ratio", "0.1", "--out", str(tmp_path / "o"), "--log-file", str(log_file)]) == 1
+    lines = log_file.read_text().splitlines()
+    assert "build: started" in lines[0] and lines[-1].endswith("proxyds build: error: " +
+                                                               capsys.readouterr().err.split(": error: ", 1)[1].strip())
+    assert main(["build", "nope", "--ratio", "0.1", "--out", "o", "--log-file", str(tmp_path / "no" / "x.log")]) == 1
+    assert "No such file or directory" in capsys.readouterr().err
