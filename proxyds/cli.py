@@ -29,8 +29,8 @@ def _weights(text: str) -> tuple[float, ...]:
 
 
 _DEBUG_HELP = "also print the traceback of an input, settings or file error"
-_VERBOSE_HELP = "log every stage's progress (INFO)"
-_QUIET_HELP = "log errors only"
+_VERBOSE_HELP = "also log each stage's start and end and other details (INFO)"
+_QUIET_HELP = "log errors only (no progress lines)"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -64,6 +64,8 @@ def add_config_options(parser: argparse.ArgumentParser, config_class, *, from_fi
         for key in ("choices", "metavar", "required"):
             if key in meta and not (key == "required" and from_file):
                 kwargs[key] = meta[key]
+        if from_file and (meta.get("required") or meta.get("positional")):
+            kwargs["help"] += " (required: here or in the --config file)"
         if meta.get("positional"):
             parser.add_argument(f.name, **kwargs, **({"nargs": "?"} if from_file else {}),
                                 **({"default": argparse.SUPPRESS} if suppress_defaults else {}))
