@@ -43,6 +43,8 @@ def run_build(args, given: set[str]) -> int:
     result = build(config)
     print(format_summary(result.summary, result.out, result.stage_seconds))
     return 0
+
+
 def format_summary(s: dict, out, stage_seconds: dict) -> str:
     lines = [f"proxy written to {out}",
              f"  train {s['num_train']:,} -> selected {s['num_selected']:,}; reference {s['num_reference']:,}; "

@@ -22,7 +22,7 @@ def test_info_prints_the_counts_selector_probes_recipe_and_files(parquet_proxy, 
     assert "manifest: 480 rows, 48 selected, 0 skipped" in text
     assert "classes: 10 of 10 kept" in text
     for role, p in s["probes"].items():
-        assert f"reference acc {p['reference_accuracy']:.4f}" in text and p["config"] in text
+        assert f"probe {role:6s} {p['config']:>14s}" in text and f"reference acc {p['reference_accuracy']:.4f}" in text
     assert f"recommended proxy training: {s['proxy_training']['text']}" in text
     assert "data/train-*-of-*.parquet" in text and "in 3 files" in text and "manifest.parquet" in text
 

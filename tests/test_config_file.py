@@ -4,7 +4,6 @@ that gives the same bytes."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
