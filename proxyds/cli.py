@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,9 @@ import typing
 from collections.abc import Sequence
 
 from proxyds import __version__
+from proxyds.cli_build import MissingSetting, run_build
 from proxyds.config import BuildConfig
+from proxyds.progress import LOGGER
 
 __all__ = ["main"]
 
@@ -26,8 +29,8 @@ def _weights(text: str) -> tuple[float, ...]:
 
 
 _DEBUG_HELP = "also print the traceback of an input, settings or file error"
-_VERBOSE_HELP = "log every stage's progress (INFO)"
-_QUIET_HELP = "log errors only"
+_VERBOSE_HELP = "also log each stage's start and end and other details (INFO)"
+_QUIET_HELP = "log errors only (no progress lines)"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -42,10 +45,15 @@ def _common() -> argparse.ArgumentParser:
 _PARSE = {"weights": {"type": _weights}, "append": {"action": "append"}}
 
 
-def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
+def add_config_options(parser: argparse.ArgumentParser, config_class, *, from_file: bool = False,
+                       suppress_defaults: bool = False) -> None:
     """One option per field of ``config_class`` that carries help in its metadata (see
     ``proxyds.config._opt``): flag, type, default and help all come from the field, so a new
-    setting is added in one place."""
+    setting is added in one place.
+
+    ``from_file``: a config file may give the required settings, so argparse requires none
+    (the command checks what is still missing). ``suppress_defaults``: options not given are
+    left out of the namespace, which then says what the command line set."""
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
         meta = dict(f.metadata)
@@ -54,10 +62,13 @@ def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
         kind = _plain_type(hints[f.name])
         kwargs = {"help": meta.pop("help")}
         for key in ("choices", "metavar", "required"):
-            if key in meta:
+            if key in meta and not (key == "required" and from_file):
                 kwargs[key] = meta[key]
+        if from_file and (meta.get("required") or meta.get("positional")):
+            kwargs["help"] += " (required: here or in the --config file)"
         if meta.get("positional"):
-            parser.add_argument(f.name, **kwargs)
+            parser.add_argument(f.name, **kwargs, **({"nargs": "?"} if from_file else {}),
+                                **({"default": argparse.SUPPRESS} if suppress_defaults else {}))
             continue
         if "parse" in meta:
             kwargs.update(_PARSE[meta["parse"]])
@@ -70,6 +81,8 @@ def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
             if not any(f.default is x for x in (None, False, ())) and "default" not in kwargs["help"]:
                 shown = ",".join(f"{x:g}" for x in f.default) if isinstance(f.default, tuple) else f.default
                 kwargs["help"] += f" (default {shown})"
+        if suppress_defaults:
+            kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), dest=f.name, **kwargs)
 
 
@@ -79,7 +92,14 @@ def _plain_type(hint):
     return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
 
 
-def _parser() -> argparse.ArgumentParser:
+def _log_file() -> argparse.ArgumentParser:
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("--log-file", metavar="PATH", default=None,
+                   help="also append the log lines (progress, warnings; with timestamps) to this file")
+    return c
+
+
+def _parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="proxyds", description="Build data proxies for fast neural-architecture search.",
         epilog="exit status: 0 ok; 1 an error in the input, settings or files (one line naming it); 2 a usage "
@@ -90,10 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", parents=[_common()], help="build a proxy dataset (paper Algorithm 1)",
+    b = sub.add_parser("build", parents=[_common(), _log_file()], help="build a proxy dataset (paper Algorithm 1)",
                        description="Score every train example with two probe networks, map it to its nearest "
                                    "reference example, and draw a weighted subset of --ratio of the train split.")
-    add_config_options(b, BuildConfig)
+    add_config_options(b, BuildConfig, from_file=True, suppress_defaults=suppress_defaults)
+    b.add_argument("--config", metavar="FILE", default=None,
+                   help="read the settings from a YAML or JSON file of BuildConfig fields, or from an output's "
+                        "proxy.json (rebuilds that proxy: give a new --out); options given here override the file's")
+    b.add_argument("--dry-run", action="store_true",
+                   help="resolve everything and print the plan (splits and counts, classes, probes and their MACs, "
+                        "label reduction, estimated compute, output shards); trains nothing, writes nothing to --out")
 
     _evaluate_parser(sub)
     sub.add_parser("spaces", parents=[_common()], help="list search spaces with their configs, MACs and params")
@@ -104,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "the shards' contents, and that datasets and webdataset read the splits. "
                                    "Exits 0 when all checks pass, 1 on any problem.")
     v.add_argument("out", help="the proxy directory (a build's --out)")
+    i = sub.add_parser("info", parents=[_common()], help="summarize a proxy directory (counts, selector, probes, "
+                       "recipe, files)", description="Print what a build wrote: counts per split, selector, ratio, "
+                       "seed, classes kept and dropped, probe accuracies, the recommended training recipe and "
+                       "the files, read from OUT/proxy.json and the manifest.")
+    i.add_argument("out", help="the proxy directory (a build's --out)")
+    i.add_argument("--json", action="store_true", help="print one JSON object instead, for scripts")
     return p
 
 
@@ -139,7 +171,7 @@ def _evaluate_parser(sub) -> None:
     from proxyds.harness.evaluate import BENCHMARKS
 
     e = sub.add_parser(
-        "evaluate", parents=[_common()], help="check whether proxies keep a search space's architecture ranking",
+        "evaluate", parents=[_common(), _log_file()], help="check whether proxies keep a search space's architecture ranking",
         description="Train every config of a search space on the full train split (several seeds) and on the "
                     "proxies of every selector x ratio x seed; report how well each proxy keeps the ranking "
                     "(Pearson, Spearman, Kendall, top-1, top-3, regret, paired difference vs random) next to the "
@@ -215,42 +247,6 @@ def format_evaluation(r: dict, out) -> str:
     return "\n".join(lines)
 
 
-def _build(args) -> int:
-    from proxyds.pipeline.build import build
-
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig) if hasattr(args, f.name)}
-    result = build(BuildConfig(**fields))
-    print(format_summary(result.summary, result.out, result.stage_seconds))
-    return 0
-
-
-def format_summary(s: dict, out, stage_seconds: dict) -> str:
-    lines = [f"proxy written to {out}",
-             f"  train {s['num_train']:,} -> selected {s['num_selected']:,}; reference {s['num_reference']:,}; "
-             f"format {s['format']}"]
-    for role, p in s["probes"].items():
-        lines.append(f"  probe {role:6s} {p['config']:>12s}  MACs {p['macs']:>12,}  "
-                     f"reference acc {p['reference_accuracy']:.4f}  train acc {p['train_accuracy']:.4f}")
-    c = s["cases"]
-    lines.append("  cases            " + "  ".join(f"{n:>20s}" for n in c["names"]))
-    for row in ("reference", "train", "selected"):
-        lines.append(f"  {row:16s} " + "  ".join(f"{v:>20,}" for v in c[row]))
-    names = s["class_names"]
-    per_class = ", ".join(f"{n}:{sel}/{tot}" for n, sel, tot in zip(names, s["classes"]["selected"], s["classes"]["train"]))
-    lines.append(f"  selected/total per class: {per_class if len(names) <= 20 else f'{len(names)} classes'}")
-    red = s.get("label_reduction", {})
-    if red.get("applied"):
-        lines.append(f"  label reduction: {red['reason']}; kept {len(red['kept_classes'])} classes, "
-                     f"dropped {len(red['dropped_classes'])}")
-    if "selector" in s:
-        lines.append(f"  selector: {s['selector']}")
-    if "proxy_training" in s:
-        lines.append(f"  recommended proxy training: {s['proxy_training']['text']}")
-        lines.append(f"    e.g. {s['proxy_training']['example'].split(': ', 1)[-1]}")
-    lines.append("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds.items()))
-    return "\n".join(lines)
-
-
 def _spaces(_args) -> int:
     from proxyds.spaces import get_space, list_spaces
 
@@ -268,6 +264,14 @@ def _datasets(_args) -> int:
     for name in list_presets():
         p = get_preset(name)
         print(f"{name}: {p.description} (default space {p.space})")
+    return 0
+
+
+def _info(args) -> int:
+    from proxyds.info import format_info, read_info
+
+    info = read_info(args.out)
+    print(json.dumps(info, indent=1) if args.json else format_info(info))
     return 0
 
 
@@ -303,29 +307,67 @@ def _silence_stdout() -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
 
 
+_LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
+def _setup_logging(args) -> logging.Handler | None:
+    """stderr at the level -v/-q ask for; progress lines (``proxyds.progress``, logged where
+    stderr is no terminal) shown unless -q; with ``--log-file`` the same lines appended there."""
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format=_LOG_FORMAT)
+    logging.getLogger(LOGGER).setLevel(logging.NOTSET if args.quiet else logging.INFO)
+    logging.getLogger(LOGGER + ".other_ranks").setLevel(logging.WARNING)  # rank 0's lines are enough
+    path = getattr(args, "log_file", None)
+    if path is None:
+        return None
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    _to_file(handler, logging.INFO, f"proxyds {__version__} {args.command}: started (pid {os.getpid()})")
+    return handler
+
+
+def _to_file(handler: logging.Handler | None, level: int, message: str) -> None:
+    """A line for the log file only (stderr gets it its own way, or not at all)."""
+    if handler is not None:
+        handler.handle(logging.LogRecord("proxyds.cli", level, __file__, 0, message, None, None))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; see ``EXIT_*`` for what the exit codes mean."""
     args = _parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
-    commands = {"build": _build, "evaluate": _evaluate, "spaces": _spaces, "datasets": _datasets, "verify": _verify}
+    commands = {"evaluate": _evaluate, "spaces": _spaces, "datasets": _datasets, "verify": _verify, "info": _info,
+                "build": lambda a: run_build(a, set(vars(_parser(suppress_defaults=True).parse_args(argv))))}
+    handler = None
     try:
+        handler = _setup_logging(args)
         code = commands[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        _to_file(handler, logging.INFO, f"proxyds {args.command}: finished, exit status {code}")
         return code
     except BrokenPipeError:  # `proxyds spaces | head`: the reader left; not an error
         _silence_stdout()
         return 0
+    except MissingSetting as err:
+        print(f"usage: proxyds build [-h] [--config FILE] DATASET --out OUT --ratio RATIO ...\n"
+              f"proxyds build: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except _USER_ERRORS as err:
         if args.debug:
             traceback.print_exc()
         message = " ".join(str(err).split()) or type(err).__name__  # one line, whatever the message holds
         print(f"proxyds {args.command}: error: {message}", file=sys.stderr)
+        _to_file(handler, logging.ERROR, f"proxyds {args.command}: error: {message}")
         return EXIT_ERROR
     except Exception:  # noqa: BLE001 - a bug: show everything and ask for a report
         traceback.print_exc()
         print(f"proxyds {args.command}: internal error: {_REPORT}", file=sys.stderr)
+        _to_file(handler, logging.ERROR, f"proxyds {args.command}: internal error:\n{traceback.format_exc()}")
         return EXIT_BUG
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 if __name__ == "__main__":

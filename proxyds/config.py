@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from proxyds.errors import ON_ERROR
 
 __all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "PROBE_HPARAMS", "DEFAULT_WEIGHTS", "DEFAULT_SELECTOR",
-           "validate_weights"]
+           "validate_weights", "read_config_file"]
 
 #: The probe trainer's settings (proxyds.pipeline.probes); build options override the first three.
 PROBE_HPARAMS = {
@@ -173,10 +174,82 @@ class BuildConfig:
             raise ValueError(f"lr must be a positive number (got {self.lr!r})")
 
     def to_dict(self) -> dict:
-        """JSON-ready view (paths as strings), as recorded in proxy.json."""
+        """JSON-ready view (paths as strings, tuples as lists), as recorded in proxy.json;
+        :meth:`from_dict` turns it back into an equal config."""
         d = asdict(self)
         d["out"] = str(self.out)
         d["workdir"] = None if self.workdir is None else str(self.workdir)
         d["weights"] = list(self.weights)
         d["probe_checkpoints"] = [list(p) for p in self.probe_checkpoints]
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BuildConfig:
+        """A config from :meth:`to_dict`'s form, or a hand-written YAML/JSON mapping: lists for
+        tuples, strings for paths, ``probe_checkpoints`` also as ``{role: path}`` or
+        ``["role=path", ...]``. An unknown key is an error that lists the valid ones."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a build config must be a mapping of setting -> value (got {type(d).__name__})")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in names)
+        if unknown:
+            raise ValueError(f"unknown build setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                             f"valid settings: {', '.join(names)}")
+        values = dict(d)
+        if isinstance(values.get("weights"), list):
+            values["weights"] = tuple(values["weights"])
+        probes = values.get("probe_checkpoints")
+        if isinstance(probes, Mapping):
+            values["probe_checkpoints"] = tuple((str(k), str(v)) for k, v in probes.items())
+        elif isinstance(probes, list):
+            values["probe_checkpoints"] = tuple(tuple(p) if isinstance(p, list) else p for p in probes)
+        for name in ("ratio", "lr", "label_intermediate"):  # YAML reads 1e-3 (no dot) as a string
+            if isinstance(values.get(name), str):
+                values[name] = _number(name, values[name])
+        if values.get("extra") is None:
+            values.pop("extra", None)
+        missing = [n for n in ("dataset", "out", "ratio") if values.get(n) is None]
+        if missing:
+            raise ValueError(f"a build config needs {', '.join(missing)} (missing from the given settings)")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> BuildConfig:
+        """A config from a YAML or JSON file (see :func:`read_config_file`; an output's proxy.json
+        works too), with ``overrides`` (e.g. ``out=...``) taking precedence over the file."""
+        return cls.from_dict({**read_config_file(path), **overrides})
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (got {text!r})") from None
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The settings held in a YAML or JSON file: a mapping of BuildConfig fields, or a proxyds
+    output's ``proxy.json`` (its ``config`` entry: everything but where it was written, so the
+    caller adds ``out``). Relative paths in it are taken as given, i.e. from the working
+    directory, as on the command line."""
+    import json
+
+    import yaml
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a directory; for an output pass its proxy.json ({path / 'proxy.json'})")
+    text = path.read_text()
+    try:  # JSON first: YAML 1.1 would read a JSON number such as 1e-05 as a string
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"config file {path} is not valid YAML or JSON: {' '.join(str(err).split())}") from None
+    if isinstance(data, dict) and "format_version" in data and isinstance(data.get("config"), dict):
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of build settings, e.g. 'ratio: 0.1' "
+                         f"(got {type(data).__name__})")
+    return data

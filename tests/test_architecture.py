@@ -25,10 +25,11 @@ PACKAGE = ROOT / "proxyds"
 LAYERS = {
     0: ["proxyds", "proxyds.config", "proxyds.errors", "proxyds.registry", "proxyds.progress", "proxyds.recipe"],
     1: ["proxyds.sources", "proxyds.sources.*", "proxyds.spaces", "proxyds.spaces.*", "proxyds.sinks", "proxyds.sinks.*"],
-    2: ["proxyds.selection", "proxyds.selection.*", "proxyds.presets", "proxyds.manifest", "proxyds.sampler"],
+    2: ["proxyds.selection", "proxyds.selection.*", "proxyds.presets", "proxyds.manifest", "proxyds.sampler",
+        "proxyds.info"],
     3: ["proxyds.pipeline", "proxyds.pipeline.*"],
     4: ["proxyds.harness", "proxyds.harness.*", "proxyds.verifier", "proxyds.verifier.*"],
-    5: ["proxyds.cli", "proxyds.__main__"],
+    5: ["proxyds.cli", "proxyds.cli_*", "proxyds.__main__"],
 }
 MAX_FUNCTION_LINES = 60
 MAX_FILE_LINES = 400

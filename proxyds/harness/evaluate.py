@@ -110,13 +110,13 @@ class Harness:
 
     def run_many(self, jobs: list[_Job], desc: str = "train") -> list[dict]:
         """Results of ``jobs`` in order: cached ones read, the rest trained (in parallel if set)."""
-        from tqdm.auto import tqdm
+        from proxyds.progress import progress
 
         results = [self.cached(j) for j in jobs]
         todo = [i for i, r in enumerate(results) if r is None]
         self.trained_runs += len(todo)
         log.info("%s: %d runs, %d cached, %d to train", desc, len(jobs), len(jobs) - len(todo), len(todo))
-        bar = tqdm(total=len(todo), desc=desc, unit="run", leave=False, disable=None)
+        bar = progress(total=len(todo), desc=desc, unit="run")
         if self.workers > 1 and len(todo) > 1:
             import multiprocessing as mp
 
