@@ -85,7 +85,7 @@ def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     text = _card(parquet_proxy.out).text
     assert "**Selector `entropy`**" in text and "Na et al." in text
     assert "case importance" not in text  # the paper's probe weighting did not run
-    assert "round(0.1 x 480)" in text and "seed 0" in text
+    assert "exactly 48 = round(0.1 x 480 usable train examples) drawn from them" in text and "seed 0" in text
     assert "`--label-reduction off`): none, all 10 classes kept" in text
     assert "batch size x ratio^1" in text and "-> 10 epochs, batch 16" in text  # proxyds.recipe.RECOMMENDED
     assert "![Train examples kept per class" in text and "(classes.png)" in text
@@ -94,6 +94,9 @@ def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     text = _card(wds_proxy).text
     assert f"kept 3 of 10 classes, ranked by {red['ranked_by']}; dropped 7: " in text
     assert all(f"`{name}`" in text for name in red["dropped_classes"]) and red["reason"] in text
+    summary = record["summary"]
+    pool = sum(n for name, n in zip(summary["class_names"], summary["classes"]["train"]) if name in red["kept_classes"])
+    assert f"drawn from the {pool:,} of the kept classes" in text
 
 
 def test_card_text_follows_the_selector_and_weights(parquet_proxy):

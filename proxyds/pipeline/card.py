@@ -152,9 +152,11 @@ def _how_drawn(config, summary: dict, ref: str) -> str:
         lines.append("- **Its weights came out all equal** (the probes measured nothing: see their accuracies "
                      "below), so this proxy is a plain random subset.")
     red = summary.get("label_reduction") or {}
-    pool = " of the kept classes" if red.get("applied") else ""
-    lines.append(f"- **Draw**: exactly {k:,} = round({config.ratio:g} x {usable:,}) of the {usable:,} usable train "
-                 f"examples{pool}, without replacement, each with probability proportional to its selector weight "
+    dropped = set(red.get("dropped_classes", [])) if red.get("applied") else set()
+    pool = sum(c for name, c in zip(summary["class_names"], summary["classes"]["train"]) if name not in dropped)
+    source = f"the {pool:,} of the kept classes" if dropped else "them"
+    lines.append(f"- **Draw**: exactly {k:,} = round({config.ratio:g} x {usable:,} usable train examples) drawn from "
+                 f"{source}, without replacement, each with probability proportional to its selector weight "
                  f"(Efraimidis-Spirakis keys hashed from seed {config.seed} and the example's key: the same "
                  "`--ratio` and `--seed` give the same proxy on any machine, worker count or world size).")
     skipped = sum((summary.get("skipped") or {}).get("train", {}).values())

@@ -27,7 +27,8 @@ __all__ = ["write_card", "size_category"]
 TAGS = ("proxyds", "data-proxy")
 # The Hub's size_categories, by number of examples (upper bounds exclusive).
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+          (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"),
+          (10**11, "10B<n<100B"), (10**12, "100B<n<1T"))
 
 
 def write_card(
@@ -93,7 +94,7 @@ def size_category(num_examples: int) -> str:
     """The Hub's ``size_categories`` value for a dataset of ``num_examples`` rows."""
     if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 0:
         raise ValueError(f"num_examples must be an integer >= 0, got {num_examples!r}")
-    return next((name for bound, name in _SIZES if num_examples < bound), "n>1B")
+    return next((name for bound, name in _SIZES if num_examples < bound), "n>1T")
 
 
 def _data_file_entries(data_files: Mapping[str, Sequence[str]]) -> list[dict]:
