@@ -16,7 +16,7 @@ from huggingface_hub import DatasetCard
 
 from proxyds.config import BuildConfig
 from proxyds.pipeline.build import build
-from proxyds.pipeline.card import card_text, dataset_name
+from proxyds.pipeline.card import card_license, card_text, dataset_name
 from proxyds.pipeline.write import reference_split_name
 from proxyds.sinks.card_figure import write_class_figure
 from proxyds.verifier.check import verify
@@ -84,6 +84,7 @@ def test_card_parses_and_holds_its_data_fields(parquet_proxy):
 def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     text = _card(parquet_proxy.out).text
     assert "**Selector `entropy`**" in text and "Na et al." in text
+    assert "License: `unknown` (neither `--license` nor the input's dataset card gave one)." in text
     assert "case importance" not in text  # the paper's probe weighting did not run
     assert "exactly 48 = round(0.1 x 480 usable train examples) drawn from them" in text and "seed 0" in text
     assert "`--label-reduction off`): none, all 10 classes kept" in text
@@ -141,7 +142,7 @@ def test_validation_split_keeps_its_name_and_the_input_license(parquet_proxy, tm
     record = json.loads((out / "proxy.json").read_text())
     assert record["output"]["reference_split"] == "validation" and set(record["splits"]) == {"train", "validation"}
     data = _card(out).data
-    assert data.license == "cc-by-4.0"
+    assert data.license == "cc-by-4.0" and "License: `cc-by-4.0`." in _card(out).text
     assert [s["name"] for s in data.dataset_info["splits"]] == ["train", "validation"]
     assert "evaluate them on `validation`" in _card(out).text
     report = verify(out)
@@ -158,6 +159,18 @@ def test_license_option(parquet_proxy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["build", "--help"])
     assert re.search(r"--license LICENSE\s+license written into the dataset card", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("declared,license", [("license: mit", "mit"), ("license: [mit, cc-by-4.0]", ["mit", "cc-by-4.0"]),
+                                              ("license: Apache 2.0", "unknown"), ("pretty_name: x", "unknown")])
+def test_license_is_inherited_from_the_input_card(tmp_path, caplog, declared, license):
+    from types import SimpleNamespace
+
+    (tmp_path / "README.md").write_text(f"---\n{declared}\n---\n")
+    plan = SimpleNamespace(config=SimpleNamespace(license=None), train=SimpleNamespace(location=str(tmp_path)))
+    assert card_license(plan) == license
+    assert ("declares no Hub license identifier" in caplog.text) == (declared == "license: Apache 2.0")
+    assert card_license(SimpleNamespace(config=SimpleNamespace(license="other"), train=plan.train)) == "other"
 
 
 @pytest.mark.parametrize("name,split", [("validation", "validation"), ("val", "val"), ("test", "test"),

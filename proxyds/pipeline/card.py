@@ -61,13 +61,15 @@ def write_proxy_card(out: Path, plan, summary: dict, splits: dict, files: dict, 
     features = output_features(out, splits, fmt, label_field, class_names)
     sizes = {s: (v["rows"], sum(files[f"data/{f}"]["bytes"] for f in v["files"])) for s, v in splits.items()}
     images = features is not None and any(isinstance(f, Image) for f in features.values())
+    license = card_license(plan)
     return write_card(
         out, data_files={s: [f"data/{s}-*.{ext}"] for s in splits},
-        summary_md=card_text(plan.config, summary, splits, fmt, label_field=label_field, figure=figure),
+        summary_md=card_text(plan.config, summary, splits, fmt, label_field=label_field, figure=figure,
+                             license=license),
         pretty_name=f"{dataset_name(plan.config.dataset)} data proxy ({_percent(plan.config.ratio)} of train, "
                     f"{plan.config.selector} selector)",
         checksums={p: (f["bytes"], f["sha256"]) for p, f in files.items() if p.startswith("data/")},
-        features=features, split_sizes=sizes, license=card_license(plan),
+        features=features, split_sizes=sizes, license=license,
         task_categories=["image-classification" if images else "other"])
 
 
@@ -105,24 +107,30 @@ def card_license(plan) -> str | list[str]:
     card = Path(location) / "README.md" if location and os.path.isdir(location) else None
     if card is None or not card.is_file():
         return "unknown"
+    import yaml
     from huggingface_hub import DatasetCard
 
-    declared = DatasetCard.load(card).data.license
     try:
+        declared = DatasetCard.load(card).data.license
+        if declared is None:
+            return "unknown"
         return validate_license(declared) if isinstance(declared, str) else [validate_license(x) for x in declared]
-    except (TypeError, ValueError):
-        log.warning("the input's dataset card declares license %r, not a Hub license identifier; the proxy's card "
-                    "says unknown (pass --license to set it)", declared)
+    except (TypeError, ValueError, UnicodeDecodeError, yaml.YAMLError):
+        log.warning("the input's dataset card %s declares no Hub license identifier the proxy can inherit; its card "
+                    "says unknown (pass --license to set it)", card.name)
         return "unknown"
 
 
-def card_text(config, summary: dict, splits: dict, fmt: str, *, label_field: str, figure: str | None) -> str:
+def card_text(config, summary: dict, splits: dict, fmt: str, *, label_field: str, figure: str | None,
+              license: str | list[str] = "unknown") -> str:
     """The human part of the card: what this is, how this build drew it, how to train on it and load it."""
     ref = next(s for s in splits if s != "train")
-    parts = [_intro(config, summary, splits, ref), _how_drawn(config, summary, ref)]
+    licenses = ", ".join(f"`{x}`" for x in ([license] if isinstance(license, str) else license))
+    note = " (neither `--license` nor the input's dataset card gave one)" if license == "unknown" else ""
+    parts = [_intro(config, summary, splits, ref), f"License: {licenses}{note}.", _how_drawn(config, summary, ref)]
     if figure:
         parts.append(f"![Train examples kept per class, against the train split's total]({figure})")
-    parts += [_probes(config, summary, ref), _recipe(summary), _load(splits, fmt, ref, label_field)]
+    parts += [_probes(summary, ref), _recipe(summary), _load(splits, fmt, ref, label_field)]
     return "\n\n".join(p for p in parts if p)
 
 
@@ -183,17 +191,13 @@ def _label_reduction(red: dict, names: list, ref: str) -> str:
             "examples.")
 
 
-def _probes(config, summary: dict, ref: str) -> str:
+def _probes(summary: dict, ref: str) -> str:
     p, cases = summary["probes"], summary["cases"]
-    loaded = sorted({role for role, _ in config.probe_checkpoints})
-    epochs = f"{config.probe_epochs} epoch{'s' if config.probe_epochs != 1 else ''}"
-    how = f"trained on the full train split for {epochs} (seed {config.probe_seed})"
-    if loaded:
-        how = f"loaded from `--probe` checkpoints ({', '.join(loaded)}), the others {how}"
     rows = "\n".join(f"| {role} | {v['config']} | {v['macs']:,} | {v['reference_accuracy']:.4f} | "
                      f"{v['train_accuracy']:.4f} |" for role, v in p.items())
-    lines = [f"## Probes\n\nThe probes, configurations of the search space `{summary['space']}` spread by MACs, were "
-             f"{how}; their accuracy on `{ref}` and on the train split:\n\n"
+    lines = [f"## Probes\n\nThe probes are configurations of the search space `{summary['space']}` spread by MACs, "
+             "trained on the train split (or loaded with `--probe`; proxy.json's `config` says which); their accuracy "
+             f"on `{ref}` and on the train split:\n\n"
              f"| probe | config | MACs | {ref} accuracy | train accuracy |\n|---|---|---:|---:|---:|\n{rows}"]
     lines += [f"**Weak probe**: {w}" for w in summary.get("weak_probes", [])]
     lines.append(f"`{ref}` examples by the paper's case (1 both probes correct, 2 both wrong, 3 only the better probe "
