@@ -97,7 +97,7 @@ def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     assert all(f"`{name}`" in text for name in red["dropped_classes"]) and red["reason"] in text
     summary = record["summary"]
     pool = sum(n for name, n in zip(summary["class_names"], summary["classes"]["train"]) if name in red["kept_classes"])
-    assert f"drawn from the {pool:,} of the kept classes" in text
+    assert f"drawn from the {pool:,} examples of the kept classes" in text
 
 
 def test_card_text_follows_the_selector_and_weights(parquet_proxy):

@@ -162,7 +162,7 @@ def _how_drawn(config, summary: dict, ref: str) -> str:
     red = summary.get("label_reduction") or {}
     dropped = set(red.get("dropped_classes", [])) if red.get("applied") else set()
     pool = sum(c for name, c in zip(summary["class_names"], summary["classes"]["train"]) if name not in dropped)
-    source = f"the {pool:,} of the kept classes" if dropped else "them"
+    source = f"the {pool:,} examples of the kept classes" if dropped else "them"
     lines.append(f"- **Draw**: exactly {k:,} = round({config.ratio:g} x {usable:,} usable train examples) drawn from "
                  f"{source}, without replacement, each with probability proportional to its selector weight "
                  f"(Efraimidis-Spirakis keys hashed from seed {config.seed} and the example's key: the same "
