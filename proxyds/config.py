@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from proxyds.errors import ON_ERROR
 
 __all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "PROBE_HPARAMS", "DEFAULT_WEIGHTS", "DEFAULT_SELECTOR",
-           "validate_weights", "read_config_file"]
+           "validate_weights", "validate_license", "read_config_file"]
 
 #: The probe trainer's settings (proxyds.pipeline.probes); build options override the first three.
 PROBE_HPARAMS = {
@@ -36,6 +37,15 @@ def validate_weights(weights: Sequence[float]) -> tuple[float, float, float, flo
     if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
         raise ValueError(f"weights must be finite, >= 0 and not all zero (got {weights!r})")
     return w
+
+
+def validate_license(license: str) -> str:
+    """A Hub license identifier as the dataset card's ``license`` takes it: lowercase letters,
+    digits, '.' and '-' (``apache-2.0``, ``mit``, ``cc-by-4.0``, ``other``, ``unknown``)."""
+    if not isinstance(license, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", license):
+        raise ValueError(f"license must be a Hub license identifier in lowercase letters, digits, '.' and '-', e.g. "
+                         f"apache-2.0, mit, cc-by-4.0, other or unknown (got {license!r})")
+    return license
 
 
 def _opt(default=MISSING, help: str = "", **cli):
@@ -118,6 +128,8 @@ class BuildConfig:
         (), "load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt (a "
             "state_dict saved with torch.save; loaded with weights_only=True and shape-checked)",
         flag="--probe", parse="append", metavar="ROLE=PATH")
+    license: str | None = _opt(None, "license written into the dataset card, a Hub identifier (e.g. apache-2.0, "
+                                     "cc-by-4.0, other); default: the input dataset card's license, else unknown")
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -170,6 +182,8 @@ class BuildConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer (got {value!r})")
+        if self.license is not None:
+            validate_license(self.license)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number (got {self.lr!r})")
 

@@ -74,7 +74,8 @@ def test_imagenet_wds_keeps_original_jpeg_bytes(imagenet_like, tmp_path):
         assert len(_jpeg_bytes_of_wds([out / entry["url"]])) == entry["nsamples"]
 
     ds = datasets.load_dataset(str(out))
-    assert ds["train"].num_rows == 60 and ds["test"].num_rows == 60
+    assert set(ds) == {"train", "val"} and ds["val"].num_rows == 60  # the input's split name is kept
+    assert ds["train"].num_rows == 60 and ds["train"].features["cls"].names == result.summary["class_names"]
     assert ds["train"][0]["jpg"].size[0] >= 40  # decoded PIL image
     assert verify(out).ok, verify(out).problems
 
@@ -83,7 +84,7 @@ def test_imagenet_hf_to_parquet_keeps_bytes(imagenet_like, tmp_path):
     out = tmp_path / "proxy"
     build(image_config("imagenet", imagenet_like / "hf", out, workers=2))  # decoding in 2 worker processes
     ds = datasets.load_dataset(str(out))
-    assert set(ds) == {"train", "test"} and ds["test"].num_rows == 60
+    assert set(ds) == {"train", "validation"} and ds["validation"].num_rows == 60  # the input's split name
     assert ds["train"][0]["image"].mode == "RGB"
     raw = ds["train"].cast_column("image", datasets.Image(decode=False))
     src = datasets.load_dataset(str(imagenet_like / "hf"), split="train").cast_column("image", datasets.Image(decode=False))

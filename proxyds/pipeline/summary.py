@@ -6,6 +6,7 @@ import numpy as np
 
 from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
 from proxyds.selection import importance as imp
+from proxyds.selection.signal import flat_weights
 
 __all__ = ["build_summary", "proxy_training", "probe_roles"]
 
@@ -26,7 +27,11 @@ def _counts(values: np.ndarray, n: int, offset: int = 0) -> list[int]:
 
 
 def build_summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref_idx, ref_cases, manifest) -> dict:
-    """Counts per case and class, probe accuracies and skips: proxy.json's ``summary``."""
+    """Counts per case and class, probe accuracies and skips: proxy.json's ``summary``.
+
+    ``selector_weights_flat`` says the selector gave every usable example the same weight (by
+    design for ``random``; for any other selector the probes measured nothing), so the proxy
+    is a plain random subset: the dataset card says so."""
     space, sel, ok = plan.space, manifest["selected"], train_idx.ok
     train_acc = (train_preds[:, ok] == train_idx.labels[None, ok]).mean(1).tolist()
     probes = {role: {"config": c.name, "macs": space.macs(c, len(names)), "params": space.params(c, len(names)),
@@ -37,6 +42,7 @@ def build_summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref
         "dataset": plan.config.dataset, "source": plan.spec, "space": space.name, "format": plan.format,
         "num_train": len(train_idx), "num_train_usable": int(ok.sum()), "num_reference": int(ref_idx.ok.sum()),
         "num_selected": int(sel.sum()), "class_names": list(names), "probes": probes,
+        "selector_weights_flat": flat_weights(manifest["importance"][ok]),
         "probe_ranking": [roles[j] for j in sorted(range(len(accuracy)), key=lambda j: (-accuracy[j], -j))],
         "cases": {"names": list(imp.CASE_NAMES), "reference": _counts(ref_cases, 4, 1),
                   "train": _counts(manifest["case"][ok], 4, 1), "selected": _counts(manifest["case"][sel], 4, 1)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,17 @@ import numpy as np
 import proxyds
 from proxyds.errors import BadInput
 from proxyds.manifest import write_manifest
+from proxyds.pipeline.card import write_figure, write_proxy_card
 from proxyds.pipeline.scan import read_examples
 from proxyds.progress import progress
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
-from proxyds.sinks.card import write_card
 from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
-from proxyds.sinks.parquet import ParquetShardWriter
+from proxyds.sinks.parquet import ParquetShardWriter, check_split_name
 from proxyds.sinks.wds import WdsShardWriter, even_shards
 
-__all__ = ["write_proxy", "FORMAT_VERSION", "CONTENT_DIGEST_FIELD", "record_digest"]
+__all__ = ["write_proxy", "reference_split_name", "FORMAT_VERSION", "CONTENT_DIGEST_FIELD", "record_digest"]
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # proxy.json's own digest (see record_digest): its files' sha256s live inside it, so without
@@ -50,29 +53,46 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     if kept_classes is not None and not np.all(kept_classes):
         relabel = _Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
         class_names = relabel.names
+    info = plan.train.info
+    label_column = (info.label_column if info.format == "wds" else "cls") if plan.format == "wds" else \
+        info.label_column if info.format == "hf" else "label"
+    ref_name = reference_split_name(plan.reference)
     with atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json") as tmp:
         data = tmp / "data"
         splits = {
             "train": _copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),
-            "test": _copy_split(plan, plan.reference, ref_idx, ref_keep, data, "test", class_names, relabel),
+            ref_name: _copy_split(plan, plan.reference, ref_idx, ref_keep, data, ref_name, class_names, relabel),
         }
         write_manifest(tmp / "manifest.parquet", manifest)
+        figure = write_figure(tmp, cfg, summary)
         files = _digests(tmp)
-        ext = "parquet" if plan.format == "parquet" else "tar"
-        write_card(tmp, data_files={s: [f"data/{s}-*.{ext}"] for s in splits},
-                   summary_md=card_text(summary, splits, plan.format), pretty_name=f"{summary['dataset']} proxy",
-                   checksums={p: (f["bytes"], f["sha256"]) for p, f in files.items() if p.startswith("data/")})
+        write_proxy_card(tmp, plan, summary, splits, files, class_names=class_names, label_field=label_column,
+                         figure=figure)
         files.update(_digests(tmp, only=["README.md"]))
         files = dict(sorted(files.items()))
-        info = plan.train.info
-        label_column = "cls" if plan.format == "wds" else info.label_column if info.format == "hf" else "label"
         record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
                   "config": {k: v for k, v in cfg.to_dict().items() if k not in _LOCAL_SETTINGS}, "seed": cfg.seed,
-                  "output": {"format": plan.format, "label_column": label_column, "input_format": info.format},
+                  "output": {"format": plan.format, "label_column": label_column, "input_format": info.format,
+                             "reference_split": ref_name},
                   "splits": splits, "summary": summary, "files": files}
         record[CONTENT_DIGEST_FIELD] = record_digest(json.loads(json.dumps(record)))  # as a reader will parse it
         (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
     return cfg.out
+
+
+def reference_split_name(source) -> str:
+    """The output's name for the reference split: the input's (``validation``, ``val``, ``test``, …),
+    so a proxy of ImageNet keeps ``validation``; ``test`` when the input's name cannot name a second
+    output split (it is ``train``, the proxy's name, or not letters, digits and '_')."""
+    name = getattr(source, "split", None)
+    try:
+        check_split_name(name)
+        if name != "train":
+            return name
+    except ValueError:
+        pass
+    log.info("the reference split %r is written as 'test' (the output's train split is the proxy)", name)
+    return "test"
 
 
 def record_digest(record: dict) -> str:
@@ -168,44 +188,3 @@ def _open_writer(plan, info, payload, data: Path, split: str, class_names, relab
     features = wds_features(payload, class_names, label_field=info.label_column)
     return (ParquetShardWriter(data, split, features, rows_per_shard=rows),
             lambda fields: wds_fields_to_row(fields, label_field=info.label_column))
-
-
-def card_text(summary: dict, splits: dict, fmt: str) -> str:
-    """The human part of the dataset card: what this is, how it was made, how to load it."""
-    p = summary["probes"]
-    cases = summary["cases"]
-    lines = [
-        f"# {summary['dataset']} data proxy",
-        "",
-        f"A {summary['num_selected']:,}-example subset ({summary['num_selected'] / summary['num_train']:.1%}) of the "
-        f"{summary['num_train']:,}-example train split of `{summary['source']}`, drawn by proxyds "
-        "(Park 2019, *Data Proxy Generation for Fast and Efficient Neural Architecture Search*): examples are weighted "
-        "by how the search space's cheapest and most expensive configurations (the probes) treat their nearest "
-        "reference example, then drawn without replacement in proportion to that weight.",
-        "",
-        "| split | rows | files |",
-        "|---|---:|---:|",
-        *[f"| {s} | {v['rows']:,} | {len(v['files'])} |" for s, v in splits.items()],
-        "",
-        f"Search space `{summary['space']}`; probes:",
-        "",
-        "| probe | config | MACs | reference accuracy |",
-        "|---|---|---:|---:|",
-        *[f"| {role} | {v['config']} | {v['macs']:,} | {v['reference_accuracy']:.4f} |" for role, v in p.items()],
-        "",
-        "Reference examples by case (1 both correct, 2 both wrong, 3 only the better probe correct, "
-        "4 only the worse probe correct): " + ", ".join(f"{n} {c:,}" for n, c in zip(cases["names"], cases["reference"])),
-        "",
-        "## Load",
-        "",
-        "```python",
-        "from datasets import load_dataset",
-        "ds = load_dataset(\"PATH/TO/THIS/DIR\")  # train = the proxy, test = the reference split",
-        "```",
-        "",
-        "`manifest.parquet` has one row per ORIGINAL train example (key, shard, label, case, importance, keep_prob, "
-        "selected); `proxy.json` records the full configuration and the sha256 of every file.",
-    ]
-    if fmt == "wds":
-        lines += ["", "The shards are WebDataset tars: `webdataset.WebDataset(\"data/train-{000000..N}.tar\")` reads them too."]
-    return "\n".join(lines)

@@ -15,7 +15,8 @@ claims from the bytes on disk. Checks, each mismatch a problem (never an excepti
    accepted as build writes them (case 0, neighbour -1, importance and keep_prob 0, no
    proxy label) and must not be selected.
 3. **shards**: the train shards hold exactly the selected examples in manifest order (tar
-   keys and labels; parquet labels), the test shards ``num_reference`` examples; every tar
+   keys and labels; parquet labels), the reference split's (``test``, ``validation``, … as
+   ``output.reference_split`` names it) ``num_reference`` examples; every tar
    member is a regular file with a plain relative name, so no extraction can leave OUT.
 4. **readers**: ``datasets.load_dataset(OUT)`` (streamed, images left undecoded) and
    ``webdataset.WebDataset`` (no decoders, so nothing is unpickled) read every split.
@@ -39,7 +40,13 @@ __all__ = ["verify"]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
+
+
+def split_names(record: dict) -> tuple[str, str]:
+    """The output's splits: ``train`` (the proxy) and the reference split, under the input's name
+    as proxy.json's ``output.reference_split`` records it (``test`` in outputs that predate it)."""
+    output = record.get("output")
+    return "train", output.get("reference_split", "test") if isinstance(output, dict) else "test"
 
 
 def verify(out: str | Path) -> VerifyReport:
@@ -116,7 +123,11 @@ def _record_shape_problems(record) -> list[str]:
                     and _is_count(entry.get("bytes"))):
                 problems.append(f"files[{rel!r}] is not {{sha256: 64 hex digits, bytes: int >= 0}}: {entry!r}")
     splits = record.get("splits")
-    for split in SPLITS:
+    names = split_names(record)
+    if not isinstance(names[1], str) or names[1] == "train":
+        problems.append(f"output.reference_split is {names[1]!r}; expected the reference split's name, not 'train'")
+        names = names[:1]
+    for split in names:
         s = splits.get(split) if isinstance(splits, dict) else None
         if not (isinstance(s, dict) and isinstance(s.get("files"), list) and _is_count(s.get("rows"))
                 and all(isinstance(f, str) for f in s["files"])):
@@ -236,13 +247,14 @@ def _split_paths(out: Path, record: dict, split: str, report: VerifyReport) -> l
 
 def _check_shards(out: Path, record: dict, manifest: dict | None, report: VerifyReport) -> None:
     splits, summary = record["splits"], record["summary"]
-    listed = {f"data/{n}" for s in SPLITS for n in splits[s]["files"]}
+    names = split_names(record)
+    listed = {f"data/{n}" for s in names for n in splits[s]["files"]}
     for rel in record["files"]:
         if rel.startswith("data/") and rel not in listed:
             report.add(f"{rel}: in proxy.json files but in no split; load_dataset would still read it")
     label_field = _label_field(record)
     wds = summary["format"] == "wds"
-    for split in SPLITS:
+    for split in names:
         paths = _split_paths(out, record, split, report)
         read = None if paths is None else (
             read_tars(out, paths, label_field, report) if wds
@@ -259,8 +271,8 @@ def _check_shards(out: Path, record: dict, manifest: dict | None, report: Verify
         if rows != splits[split]["rows"]:
             report.add(f"{split} shards hold {rows} examples, proxy.json splits.{split}.rows says "
                        f"{splits[split]['rows']}")
-        if split == "test" and rows != _expected_test_rows(summary):
-            report.add(f"test shards hold {rows} examples, expected {_expected_test_rows(summary)} (summary."
+        if split != "train" and rows != _expected_test_rows(summary):
+            report.add(f"{split} shards hold {rows} examples, expected {_expected_test_rows(summary)} (summary."
                        "num_reference, less the classes label reduction dropped)")
         if split == "train" and manifest is not None and labels is not None:
             _compare_with_manifest(keys, labels, manifest, label_field, report)
@@ -292,15 +304,16 @@ def _compare_with_manifest(keys, labels, manifest: dict, label_field: str, repor
 
 
 def _check_readers(out: Path, record: dict, report: VerifyReport) -> None:
-    splits = record["splits"]
+    splits, names = record["splits"], split_names(record)
     with report.guard(f"datasets.load_dataset({str(out)!r})"):
         import datasets
 
         # Absolute: a relative OUT named like a packaged builder ("parquet", "json") would load that builder.
         loaded = datasets.load_dataset(str(out.absolute()), streaming=True)
-        if set(loaded) != set(SPLITS):
-            report.add(f"datasets.load_dataset({str(out)!r}) gives splits {sorted(loaded)}, expected train and test")
-        for split in SPLITS:
+        if set(loaded) != set(names):
+            report.add(f"datasets.load_dataset({str(out)!r}) gives splits {sorted(loaded)}, expected "
+                       f"{' and '.join(names)}")
+        for split in names:
             if split in loaded:
                 with report.guard(f"datasets.load_dataset({str(out)!r})[{split!r}]"):
                     n = sum(len(next(iter(b.values()))) for b in loaded[split].decode(False).iter(batch_size=1024))
@@ -311,7 +324,7 @@ def _check_readers(out: Path, record: dict, report: VerifyReport) -> None:
         return
     import webdataset as wds
 
-    for split in SPLITS:
+    for split in names:
         urls = [str(out / "data" / n) for n in splits[split]["files"] if (out / "data" / n).is_file()]
         with report.guard(f"webdataset.WebDataset({split} shards)"):
             ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=_identity,
