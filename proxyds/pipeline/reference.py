@@ -91,7 +91,8 @@ def reduce_reference(spill: FeatureSpill, ids: np.ndarray, nmap: NeighborMap, wo
     dim = max(values.shape[1] for _, values in parts)  # a rank that scored nothing has no width
     sample = np.empty((len(chosen), dim), np.float32)
     for where, values in parts:
-        sample[np.searchsorted(chosen, where)] = values
+        if len(where):  # a rank with none of the sample may have scored nothing at all
+            sample[np.searchsorted(chosen, where)] = values
     nmap.fit_pca(sample)
     del sample, parts
     reduced = [nmap.transform(chunk) for chunk in spill.chunks()]
