@@ -261,8 +261,7 @@ def cached_scan(plan, source, what: str, cache: StageCache) -> tuple[SplitIndex,
         return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
     index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world,
                  input_shape=plan.space.input_shape)
-    key = key or fingerprint("scan-v2", what, index.keys.offsets.tobytes(), index.keys.data.tobytes(),
-                             index.labels.tobytes())
+    key = key or fingerprint("scan", what, list(index.keys), index.labels.tobytes())  # as before: probe names use it
     if plan.world.main:
         cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
     return index, key

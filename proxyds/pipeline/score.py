@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from proxyds.errors import BadInput, ErrorPolicy
+from proxyds.manifest import StatusColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.plan import Plan
@@ -24,7 +25,6 @@ from proxyds.pipeline.summary import probe_roles
 from proxyds.presets import cache_dir
 from proxyds.progress import progress
 from proxyds.selection import importance as imp
-from proxyds.manifest import StatusColumn
 from proxyds.selection.mapping import NeighborMap, Projection, pca_sample_size
 from proxyds.selection.signal import check_probe_signal, require_probe_signal
 from proxyds.sinks.atomic import atomic_write
