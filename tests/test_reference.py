@@ -18,14 +18,16 @@ def _features(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def _streamed(feats: np.ndarray, tmp_path, n_components: int = 8, seed: int = 0):
+    """``feats`` spilled in batches of uneven sizes, in a shuffled order (as DataLoader workers
+    hand them over), then reduced; the ids are put back in split order."""
     nmap = NeighborMap(n_components, "exact", seed=seed)
     rng = np.random.default_rng(1)
+    cuts = np.unique(np.r_[0, np.sort(rng.integers(1, len(feats), size=len(feats) // 150)), len(feats)])
+    batches = list(zip(cuts[:-1], cuts[1:]))
+    ids = [None] * len(batches)
     with FeatureSpill(tmp_path) as spill:
-        ids, start = [], 0
-        while start < len(feats):  # batches of uneven sizes, as a loader hands them over
-            stop = start + int(rng.integers(1, 300))
-            ids.append(spill.add(feats[start:stop])[0])
-            start = stop
+        for b in rng.permutation(len(batches)):
+            ids[b] = spill.add(feats[batches[b][0]:batches[b][1]])[0]
         points = reduce_reference(spill, np.concatenate(ids), nmap, World())
     return nmap, points
 
@@ -82,8 +84,9 @@ def test_spill_reads_rows_back(tmp_path):
     with FeatureSpill(tmp_path, rank=0) as spill:
         ids = np.concatenate([spill.add(feats[i:i + 999])[0] for i in range(0, 5000, 999)])
         np.testing.assert_array_equal(ids, np.arange(5000))
-        rows = np.array([0, 3, 4095, 4096, 4999])
+        rows = np.array([4999, 0, 4096, 3, 4095, 3])  # any order, repeats too
         np.testing.assert_array_equal(spill.take(rows), feats[rows])
+        assert spill.take(np.zeros(0, np.int64)).shape == (0, 7)
         np.testing.assert_array_equal(np.concatenate(list(spill.chunks(1000))), feats)
         with pytest.raises(ValueError, match="7 columns"):
             spill.add(np.zeros((2, 8), np.float32))

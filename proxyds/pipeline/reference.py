@@ -58,11 +58,17 @@ class FeatureSpill:
         return np.frombuffer(buf, np.float32).reshape(-1, self.dim or 0)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The rows ``rows`` (ascending), read a chunk at a time."""
+        """The rows ``rows``, in the order given (batches reach the file in the order the
+        loader's workers finish them, not in split order): one sequential read of the file,
+        a chunk at a time."""
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")
+        wanted = rows[order]
         out = np.empty((len(rows), self.dim or 0), np.float32)
-        for i in range(0, len(rows), _CHUNK_ROWS):
-            part = rows[i:i + _CHUNK_ROWS]
-            out[i:i + len(part)] = self.read(int(part[0]), int(part[-1]) + 1)[part - part[0]]
+        for start in range(0, self.rows if len(rows) else 0, _CHUNK_ROWS):
+            lo, hi = np.searchsorted(wanted, [start, start + _CHUNK_ROWS])
+            if hi > lo:
+                out[order[lo:hi]] = self.read(start, start + _CHUNK_ROWS)[wanted[lo:hi] - start]
         return out
 
     def chunks(self, size: int = _CHUNK_ROWS):
