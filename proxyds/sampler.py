@@ -94,7 +94,8 @@ def _drawable(cols: dict[str, np.ndarray]) -> np.ndarray:
                          f"{float(weights[i])!r} at key {str(cols['key'][i])!r}")
     usable = weights > 0
     if "status" in cols:
-        usable &= cols["status"].astype(str) == "ok"
+        # compared row by row: astype(str) would widen every row to the longest skip reason
+        usable &= np.fromiter((s == "ok" for s in cols["status"]), dtype=bool, count=len(weights))
     if "proxy_label" in cols:
         usable &= cols["proxy_label"].astype(np.int64) >= 0
     if not usable.any():

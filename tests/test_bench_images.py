@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 pytestmark = pytest.mark.slow  # each runs a benchmark core end to end (about a minute together)
@@ -64,3 +65,19 @@ def test_copy_core(data, tmp_path):
     for r in rows:
         assert _positive(r["mb_s"]) and _positive(r["ex_s"]) and _positive(r["ratio"])
     assert bench_copy.raw_read([str(p) for p in sorted(data.glob("train-*.tar"))]) == notes["bytes"]
+
+
+@pytest.mark.parametrize("reason", [0, 250])
+def test_memory_keys_case(tmp_path, reason):
+    """The keys case's child workload on a tiny source: the long reason goes through the scan."""
+    bench_memory.child_keys(3000, reason, tmp_path)
+    m = pq.read_table(tmp_path / "manifest.parquet").to_pandas()
+    skipped = m[m["status"] != "ok"]
+    assert len(m) == 3000 and len(skipped) == (1 if reason else 0)
+    assert all(len(s) == len("skipped: ") + reason for s in skipped["status"])
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_memory_reference_case(tmp_path, whole):
+    bench_memory.child_reference(700, 96, tmp_path, whole=whole)
+    assert not list(tmp_path.iterdir())  # the spill is gone

@@ -1,4 +1,16 @@
-"""Peak RSS of a whole build over a large vs a small train split (goal: large ÷ small <= 1.3).
+"""Peak RSS: of a whole build over a large vs a small train split (``--case build``, goal: large
+÷ small <= 1.3), and the two bounds of issue 16 (``--case keys reference``):
+
+- ``keys``: 1.28M train keys of 40 characters, scanned, saved to and loaded from the stage
+  cache, written to a manifest and read by ``ManifestSampler``, with one 250-character skip
+  reason ÷ without it (goal <= 1.1);
+- ``reference``: reference features (2,048-d, arriving 256 at a time) reduced as they arrive
+  as a build does, 50k rows ÷ 5k rows (goal <= 1.3); the 50k rows held whole and fitted at
+  once (the way before) are shown beside them.
+
+Each of these runs in a child process (``--child``), its peak RSS from ``os.wait4``.
+
+    python tools/bench_memory.py --case keys reference --doc docs/benchmarks-images.md   # ~3 min
 
 Each build is ``python -m proxyds build imagenet --data ROOT/wds --space tiny_spaces:tiny2d
 --ratio 0.1 ...`` in a subprocess, with a fresh work dir (no stage cache hits), probes loaded
@@ -129,8 +141,143 @@ def measure(large: Path, small: Path, checkpoints: dict[str, Path], *, workers: 
     return out
 
 
+# ---------------------------------------------------------------- the two memory bounds of issue 16
+#
+# Each case runs in a child process of this script (``--child``), so its peak RSS (ru_maxrss from
+# os.wait4) and CPU seconds are its own; the two sizes of a case run one after the other.
+
+class _KeySource:
+    """``n`` examples with 40-character keys, ``per_shard`` a shard; with ``reason`` > 0 one
+    example's label is a string that makes the scan skip it with a ``reason``-character message."""
+
+    def __init__(self, n: int, reason: int, per_shard: int = 10_000):
+        from proxyds.sources.base import SplitInfo
+
+        self.n, self.reason, self.per_shard = n, reason, per_shard
+        self.shards = [f"train-{i:06d}.tar" for i in range(-(-n // per_shard))]
+        self.info = SplitInfo("wds", "cls", ())
+
+    def shard_examples(self, index: int, start: int):
+        from proxyds.sources.base import Example
+
+        for i in range(index * self.per_shard, min(self.n, (index + 1) * self.per_shard)):
+            label = "x" * (self.reason - 26) if self.reason and i == self.n // 2 else i % 1000
+            yield Example(f"n01440764_{i:030d}", label, {"x.jpg": b"", "cls": b""}, self.shards[index])
+
+
+def child_keys(n: int, reason: int, work: Path) -> None:
+    """Scan -> stage cache save and load -> manifest -> ManifestSampler, as a build and its user do."""
+    import numpy as np
+
+    import proxyds.pipeline.score  # noqa: F401 - the build process's imports (torch, ...)
+    from proxyds.manifest import write_manifest
+    from proxyds.pipeline.cache import StageCache
+    from proxyds.pipeline.scan import SplitIndex, scan
+    from proxyds.sampler import ManifestSampler
+
+    index = scan(_KeySource(n, reason), "train", input_column="x.jpg", on_error="skip")
+    StageCache(work).save("scan-train", "0" * 64, index.to_arrays(), {"shard_errors": []})
+    del index
+    index = SplitIndex.from_arrays(StageCache(work).load("scan-train", "0" * 64)[0], [])
+    assert len(index.status.counts()) == (1 if reason else 0)
+    ok = index.ok
+    w = np.where(ok, 1.0 / ok.sum(), 0.0)
+    write_manifest(work / "manifest.parquet", {
+        "index": np.arange(n), "key": index.keys, "shard": [index.shards[i] for i in index.shard_ids],
+        "label": index.labels, "case": np.ones(n, np.int8), "importance": ok * 1.0, "keep_prob": w,
+        "neighbor": np.zeros(n, np.int64), "distance": np.zeros(n, np.float32), "selected": ok,
+        "proxy_label": index.labels, "status": index.status})
+    del index
+    ManifestSampler(work, ratio=0.1, num_replicas=1, rank=0)
+
+
+def child_reference(n: int, dim: int, work: Path, whole: bool) -> None:
+    """Reference features arriving 256 at a time, reduced as in a build (spill, PCA on a seeded
+    sample, projection, hnsw index); ``whole``: held whole and fitted at once, the way before."""
+    import numpy as np
+
+    import proxyds.pipeline.score  # noqa: F401
+    from proxyds.pipeline.distributed import World
+    from proxyds.pipeline.reference import FeatureSpill, reduce_reference
+    from proxyds.selection.mapping import NeighborMap
+
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((32, dim)).astype(np.float32)
+    batches = (np.maximum(rng.standard_normal((min(256, n - s), 32), dtype=np.float32) @ basis
+                          + rng.standard_normal((min(256, n - s), dim), dtype=np.float32), 0) for s in range(0, n, 256))
+    nmap = NeighborMap(64, "hnsw", seed=0)
+    if whole:
+        nmap.fit(np.concatenate(list(batches)))
+    else:
+        with FeatureSpill(work) as spill:
+            ids = np.concatenate([spill.add(b)[0] for b in batches])
+            nmap.fit_index(reduce_reference(spill, ids, nmap, World()))
+    nmap.query(rng.standard_normal((256, dim), dtype=np.float32))
+
+
+def run_child(args: list[str]) -> dict:
+    """This script with ``--child ARGS`` in a fresh process: its peak RSS (MiB), CPU and wall seconds."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        cmd = [sys.executable, __file__, "--child", *args, "--work", tmp]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{output.decode()[-3000:]}")
+    return {"rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            "wall": time.perf_counter() - start}
+
+
+def measure_bounds(cases, keys: int, reason: int, large: int, small: int, dim: int) -> list[dict]:
+    """The two rows: (name, goal, [(label, result)] with the bound's numerator first)."""
+    base = run_child(["imports"])
+    log.info("imports only: peak RSS %.0f MiB", base["rss"])
+    rows = []
+    pairs = {"keys": [(f"{keys:,} keys, one {reason}-char skip reason", ["keys", str(keys), str(reason)]),
+                      (f"{keys:,} keys, no skip", ["keys", str(keys), "0"])],
+             "reference": [(f"reference {large:,} x {dim}, reduced as it arrives", ["reference", str(large), str(dim)]),
+                           (f"reference {small:,} x {dim}, reduced as it arrives", ["reference", str(small), str(dim)]),
+                           (f"reference {large:,} x {dim}, held whole (before)", ["reference", str(large), str(dim),
+                                                                                 "whole"])]}
+    for name, goal in (("keys", 1.1), ("reference", 1.3)):
+        if name not in cases:
+            continue
+        results = []
+        for label, args in pairs[name]:
+            res = run_child(args)
+            log.info("%s: peak RSS %.0f MiB, %.1f CPU s, %.1f s (load %s)", label, res["rss"], res["cpu"], res["wall"],
+                     load())
+            results.append((label, res))
+        rows.append({"name": name, "goal": goal, "results": results, "ratio": results[0][1]["rss"] / results[1][1]["rss"],
+                     "base": base})
+    return rows
+
+
+def bounds_lines(rows: list[dict]) -> list[str]:
+    base = rows[0]["base"] if rows else {"rss": 0.0, "cpu": 0.0, "wall": 0.0}
+    runs = [("imports only (proxyds.pipeline.score: torch, sklearn, datasets)", base)]
+    runs += [run for row in rows for run in row["results"]]
+    lines = table(["run", "peak RSS MiB", "over the imports MiB", "CPU s", "wall s"],
+                  [[label, f"{r['rss']:.0f}", f"{r['rss'] - base['rss']:.0f}", f"{r['cpu']:.1f}", f"{r['wall']:.1f}"]
+                   for label, r in runs])
+    for row in rows:
+        (a, _), (b, _) = row["results"][:2]
+        lines.append(f"- {row['name']}: peak RSS ratio ({a}) ÷ ({b}) = {row['ratio']:.3f} (goal <= {row['goal']}: "
+                     f"{'met' if row['ratio'] <= row['goal'] else 'MISSED'})")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--case", nargs="+", choices=("build", "keys", "reference"), default=["build"])
+    p.add_argument("--keys", type=int, default=1_280_000, help="train keys of the keys case")
+    p.add_argument("--reason", type=int, default=250, help="characters of the one skip reason")
+    p.add_argument("--ref-large", type=int, default=50_000)
+    p.add_argument("--ref-small", type=int, default=5_000)
+    p.add_argument("--dim", type=int, default=2048, help="feature dimension of the reference case")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
     p.add_argument("--large", type=int, default=100_000, help="train images of the large build (default 100000)")
     p.add_argument("--small", type=int, default=10_000, help="train images of the small build (default 10000)")
     p.add_argument("--val", type=int, default=1000, help="reference (val) images, both builds")
@@ -142,6 +289,17 @@ def main(argv=None) -> int:
     p.add_argument("--doc", default=None, help="markdown file to append the results to")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.child:
+        case, *values = args.child
+        if case == "imports":
+            import proxyds.pipeline.score  # noqa: F401 - the baseline every case starts from
+        elif case == "keys":
+            child_keys(int(values[0]), int(values[1]), Path(args.work))
+        else:
+            child_reference(int(values[0]), int(values[1]), Path(args.work), whole="whole" in values)
+        return 0
+    if "build" not in args.case:
+        return bounds(args, argv)
     lo, hi = (int(v) for v in args.size.split(","))
     root = Path(args.data_root)
     data = {n: ensure_data(root / f"memory-{n}-{lo}-{hi}", train=n, val=args.val, classes=args.classes,
@@ -167,6 +325,25 @@ def main(argv=None) -> int:
             "randomly initialised tiny2d checkpoints, so no training pass; hnsw mapping; wds output)",
             f"- {args.repeats} build(s) per size; the larger figure of the repeats is shown", "",
             *lines, "", verdict, ""])
+    return 0
+
+
+def bounds(args, argv) -> int:
+    load_start = load()
+    rows = measure_bounds(args.case, args.keys, args.reason, args.ref_large, args.ref_small, args.dim)
+    lines = bounds_lines(rows)
+    print("\n".join(lines))
+    if args.doc:
+        append_section(args.doc, [
+            "## Peak RSS with a long skip reason, and of the reference features", "",
+            f"- command: `{command_line(argv)}`",
+            f"- machine: {machine()}",
+            f"- load average (1, 5, 15 min): {load_start} at the start, {load()} at the end",
+            "- each run is a child process (peak RSS = its ru_maxrss; CPU s = its user + system time); keys: "
+            "scan of a synthetic source -> stage cache save + load -> manifest.parquet -> ManifestSampler; "
+            "reference: 2,048-d features 256 a row batch (ReLU of a rank-32 signal + noise) -> spill, PCA (64) "
+            "on a seeded sample of <= 10,000 rows, projection, hnsw index, one query batch", "",
+            *lines, ""])
     return 0
 
 

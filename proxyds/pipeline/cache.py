@@ -23,6 +23,12 @@ __all__ = ["StageCache", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
+# Part of every entry's file name: bump it when what a stage saves changes layout, so entries
+# written by an older version are recomputed, never misread. (The keys themselves name what a
+# stage depends on, and feed later stages' keys and probe file names: they stay as they are.)
+# 2: keys and statuses as StringColumn/StatusColumn arrays; the reference pass saves PCA + points.
+FORMAT = 2
+
 
 def fingerprint(*parts) -> str:
     """sha256 over JSON-encoded parts (bytes are hashed as they are)."""
@@ -47,7 +53,7 @@ class StageCache:
         self.root = Path(root) / "stages"
 
     def _path(self, stage: str, key: str) -> Path:
-        return self.root / f"{stage}-{key[:20]}.npz"
+        return self.root / f"{stage}-{fingerprint(FORMAT, key)[:20]}.npz"
 
     def load(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
         """The stage's arrays and meta, or None when there is no entry or it is damaged.

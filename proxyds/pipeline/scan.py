@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from proxyds.errors import ON_ERROR, BadInput, ErrorPolicy
+from proxyds.manifest import OK, StatusColumn, StringColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.progress import progress
 from proxyds.sources.base import Example
@@ -28,58 +29,48 @@ __all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan"
 
 log = logging.getLogger(__name__)
 
-OK = "ok"
-
 
 @dataclass
 class SplitIndex:
     """What one pass over a split learns, in read order: keys, labels (-1 when unusable),
-    shard of each example, its status (``ok`` or ``skipped: …``) and unreadable shards."""
+    shard of each example, its status (``ok`` or ``skipped: …``) and unreadable shards.
 
-    keys: list[str]
+    Keys and statuses are held compactly (:class:`~proxyds.manifest.StringColumn`,
+    :class:`~proxyds.manifest.StatusColumn`; lists of strings are converted), so memory grows
+    with the number of examples, never with the longest key or skip reason."""
+
+    keys: StringColumn
     labels: np.ndarray
     shard_ids: np.ndarray
     shards: list[str]
-    status: list[str]
+    status: StatusColumn
     shard_errors: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.keys = StringColumn.from_strings(self.keys)
+        self.status = StatusColumn.from_strings(self.status)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
     def ok(self) -> np.ndarray:
-        return np.fromiter((s == OK for s in self.status), dtype=bool, count=len(self.status))
+        return self.status.ok
 
     def skip(self, pos: int, reason: str) -> None:
-        self.status[pos] = f"skipped: {reason}"
+        self.status.set(pos, f"skipped: {reason}")
 
     def skipped_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in self.status:
-            if s != OK:
-                counts[s] = counts.get(s, 0) + 1
-        return dict(sorted(counts.items()))
+        return dict(sorted(self.status.counts().items()))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"keys": np.asarray(self.keys, dtype=str), "labels": self.labels, "shard_ids": self.shard_ids,
-                "shards": np.asarray(self.shards, dtype=str), **encode_status(self.status)}
+        return {**self.keys.to_arrays("keys"), "labels": self.labels, "shard_ids": self.shard_ids,
+                **StringColumn.from_strings(self.shards).to_arrays("shards"), **self.status.to_arrays("status")}
 
     @classmethod
     def from_arrays(cls, a: dict, shard_errors: list[dict]) -> "SplitIndex":
-        return cls(a["keys"].tolist(), a["labels"], a["shard_ids"], a["shards"].tolist(), decode_status(a),
-                   shard_errors)
-
-
-def encode_status(status: list[str]) -> dict[str, np.ndarray]:
-    """Statuses as int codes + the distinct strings: one long reason among 1.28M examples
-    would otherwise widen a fixed-width string array to gigabytes."""
-    names, codes = np.unique(np.asarray(status, dtype=object), return_inverse=True)
-    return {"status_names": np.asarray(names.tolist(), dtype=str), "status_codes": codes.astype(np.int32)}
-
-
-def decode_status(arrays: dict) -> list[str]:
-    names = arrays["status_names"].tolist()
-    return [names[c] for c in arrays["status_codes"]]
+        return cls(StringColumn.from_arrays(a, "keys"), a["labels"], a["shard_ids"],
+                   list(StringColumn.from_arrays(a, "shards")), StatusColumn.from_arrays(a, "status"), shard_errors)
 
 
 def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | None = None) -> Iterator[Example]:
@@ -205,11 +196,12 @@ def scan(source, what: str, *, input_column: str, on_error: str = "raise", world
             labels.append(label)
             shard_ids.append(rec["shard"])
             status.append(OK if problem is None else f"skipped: {problem}")
-    if not any(s == OK for s in status):
+    status = StatusColumn.from_strings(status)
+    if not status.ok.any():
         raise BadInput(f"the {what} split of {source!r} has no usable examples "
                        f"({'it is empty' if not keys else f'all {len(keys)} were skipped'})")
-    return SplitIndex(keys, np.asarray(labels, np.int64), np.asarray(shard_ids, np.int32), list(source.shards),
-                      status, errors)
+    return SplitIndex(StringColumn.from_strings(keys), np.asarray(labels, np.int64), np.asarray(shard_ids, np.int32),
+                      list(source.shards), status, errors)
 
 
 def class_names(train_info, ref_info, train: SplitIndex, ref: SplitIndex, on_error: str) -> tuple[str, ...]:
@@ -269,7 +261,7 @@ def cached_scan(plan, source, what: str, cache: StageCache) -> tuple[SplitIndex,
         return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
     index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world,
                  input_shape=plan.space.input_shape)
-    key = key or fingerprint("scan", what, index.keys, index.labels.tobytes())
+    key = key or fingerprint("scan", what, list(index.keys), index.labels.tobytes())  # as before: probe names use it
     if plan.world.main:
         cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
     return index, key

@@ -14,16 +14,18 @@ import numpy as np
 import torch
 
 from proxyds.errors import BadInput, ErrorPolicy
+from proxyds.manifest import StatusColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.plan import Plan
 from proxyds.pipeline.probes import PROBE_HPARAMS, score_batch, train_probe
-from proxyds.pipeline.scan import SplitIndex, decode_status, encode_status
+from proxyds.pipeline.reference import FeatureSpill, reduce_reference
+from proxyds.pipeline.scan import SplitIndex
 from proxyds.pipeline.summary import probe_roles
 from proxyds.presets import cache_dir
 from proxyds.progress import progress
 from proxyds.selection import importance as imp
-from proxyds.selection.mapping import NeighborMap
+from proxyds.selection.mapping import NeighborMap, Projection, pca_sample_size
 from proxyds.selection.signal import check_probe_signal, require_probe_signal
 from proxyds.sinks.atomic import atomic_write
 
@@ -211,28 +213,47 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
 
 def score_reference(plan: Plan, index: SplitIndex, models, device, cache: StageCache, probes_key: str
                     ) -> ReferenceScores:
-    """Score the reference split (or reuse the cached pass) and derive cases and importance."""
+    """Score the reference split (or reuse the cached pass) and derive cases and importance.
+
+    Features are reduced as they arrive (:mod:`proxyds.pipeline.reference`): the pass and its
+    cache entry hold the fitted PCA and the reduced rows, never the features themselves."""
     cfg = plan.config
-    key = fingerprint("ref", probes_key)
+    nmap = NeighborMap(cfg.pca_components, cfg.neighbors, seed=cfg.probe_seed)
+    key = fingerprint("ref-v2", probes_key, cfg.pca_components, pca_sample_size(cfg.pca_components), cfg.probe_seed)
     hit = cache.load("score-reference", key)
     if hit is None:
-        scores = score_split(plan, plan.reference, index, models, device, what="reference",
-                             on_features=lambda f: (f,))
-        preds, feats = scores.preds, scores.results[0] if scores.results else np.zeros((0, 1), np.float32)
-        if not np.array_equal(scores.positions, np.flatnonzero(index.ok)):
-            raise RuntimeError("reference features do not line up with the usable reference examples")
+        preds, points = _score_reference_pass(plan, index, models, device, nmap)
+        projection = {} if nmap.pca_ is None else {"pca_mean": nmap.pca_.mean_, "pca_components": nmap.pca_.components_}
         if plan.world.main:
-            cache.save("score-reference", key, {"preds": preds, "feats": feats, **encode_status(index.status)})
+            cache.save("score-reference", key, {"preds": preds, "points": points, **projection,
+                                                **index.status.to_arrays("status")})
     else:
-        preds, feats = hit[0]["preds"], hit[0]["feats"]
-        index.status = decode_status(hit[0])
+        a = hit[0]
+        preds, points = a["preds"], a["points"]
+        index.status = StatusColumn.from_arrays(a, "status")
+        nmap.set_projection(Projection(a["pca_mean"], a["pca_components"]) if "pca_mean" in a else None)
     usable = np.flatnonzero(index.ok)
     correct = preds[:, usable].T == index.labels[usable, None]
     accuracy = correct.mean(0).tolist()
     pair_cases = imp.pairwise_cases(correct, accuracy)
-    nmap = NeighborMap(cfg.pca_components, cfg.neighbors, seed=cfg.probe_seed).fit(feats)
     return ReferenceScores(preds, usable, accuracy, imp.dominant_case(pair_cases),
-                           imp.pairwise_importance(pair_cases, cfg.weights), nmap)
+                           imp.pairwise_importance(pair_cases, cfg.weights), nmap.fit_index(points))
+
+
+def _score_reference_pass(plan: Plan, index: SplitIndex, models, device, nmap: NeighborMap):
+    """Every probe over the reference split, the upper probe's features spilled to the work dir
+    as they arrive; returns the predictions and the reduced features of the usable examples
+    (``nmap``'s PCA fitted on their seeded sample)."""
+    workdir = plan.config.workdir or cache_dir() / "work"
+    with FeatureSpill(Path(workdir) / "tmp", plan.world.rank) as spill:
+        scores = score_split(plan, plan.reference, index, models, device, what="reference",
+                             on_features=spill.add)
+        if not np.array_equal(scores.positions, np.flatnonzero(index.ok)):
+            raise RuntimeError("reference features do not line up with the usable reference examples")
+        ids = scores.results[0] if scores.results else np.zeros(0, np.int64)
+        if not len(ids):
+            raise BadInput("no usable reference example is left to map train examples to")
+        return scores.preds, reduce_reference(spill, ids, nmap, plan.world)
 
 
 def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache, probes_key: str,
@@ -240,11 +261,11 @@ def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache
     """Score the train split (or reuse the cached pass), mapping each example to its nearest
     usable reference example batch by batch: train features are never held whole."""
     cfg = plan.config
-    key = fingerprint("train-v3", probes_key, cfg.pca_components, cfg.neighbors)
+    key = fingerprint("train-v3", probes_key, cfg.pca_components, cfg.neighbors, pca_sample_size(cfg.pca_components))
     hit = cache.load("score-train", key)
     if hit is not None:
         a = hit[0]
-        index.status = decode_status(a)
+        index.status = StatusColumn.from_arrays(a, "status")
         return TrainScores(a["preds"], a["neighbor"], a["distance"], a["true_prob"], a["entropy"])
     neighbor = np.full(len(index), -1, dtype=np.int64)
     distance = np.full(len(index), np.nan, dtype=np.float32)
@@ -255,7 +276,7 @@ def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache
     if plan.world.main:
         cache.save("score-train", key, {"preds": result.preds, "neighbor": neighbor, "distance": distance,
                                         "true_prob": result.true_prob, "entropy": result.entropy,
-                                        **encode_status(index.status)})
+                                        **index.status.to_arrays("status")})
     return result
 
 

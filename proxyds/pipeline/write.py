@@ -23,7 +23,8 @@ from proxyds.progress import progress
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
 from proxyds.sinks.parquet import ParquetShardWriter, check_split_name
-from proxyds.sinks.wds import WdsShardWriter, even_shards
+from proxyds.sinks.shards import even_shards
+from proxyds.sinks.wds import WdsShardWriter
 
 __all__ = ["write_proxy", "reference_split_name", "FORMAT_VERSION", "CONTENT_DIGEST_FIELD", "record_digest"]
 
@@ -182,9 +183,9 @@ def _open_writer(plan, info, payload, data: Path, split: str, class_names, relab
         ext = next((f.rsplit(".", 1)[-1] for f in first if f.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS), None)
         return writer, lambda row: row_to_wds_fields(row, features, info.label_column, image_ext=ext)
     if info.format == "hf":
-        return ParquetShardWriter(data, split, features, rows_per_shard=rows), dict
+        return ParquetShardWriter(data, split, features, plan=even_shards(total, rows)), dict
     if payload is None:
         raise ValueError(f"cannot write an empty {split!r} split of WebDataset input as parquet (no schema)")
     features = wds_features(payload, class_names, label_field=info.label_column)
-    return (ParquetShardWriter(data, split, features, rows_per_shard=rows),
+    return (ParquetShardWriter(data, split, features, plan=even_shards(total, rows)),
             lambda fields: wds_fields_to_row(fields, label_field=info.label_column))

@@ -5,6 +5,12 @@ the reduced reference points; ``query(train_features)`` maps any batch of train 
 the index of its nearest reference example (and the squared L2 distance in PCA space). Train
 features never need to be held whole: query them batch by batch as they stream.
 
+Reference features need not be held whole either: PCA is fitted on a seeded sample of at most
+:func:`pca_sample_size` rows (all of them when there are fewer, so small reference splits are
+fitted exactly as before), so a caller streaming the reference split keeps that sample and
+the reduced rows only (``fit_pca(sample)``, ``transform`` batch by batch, ``fit_index(points)``;
+``fit`` does the three on an array, with the same sample).
+
 Neighbour search is ``"hnsw"`` (hnswlib, approximate, the default) or ``"exact"`` (blocked
 matrix product in torch). The hnswlib graph is built single-threaded with a fixed seed, so
 the same reference features always give the same graph and the same answers.
@@ -19,11 +25,12 @@ distance computed from the two vectors in a fixed order (ties: the lowest refere
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["NeighborMap", "HNSW_DEFAULTS"]
+__all__ = ["NeighborMap", "HNSW_DEFAULTS", "Projection", "pca_sample_size", "sample_rows"]
 
 # M: graph degree; ef_construction: build-time beam; ef: query-time beam (>= k). Chosen by
 # measurement (tools/bench_neighbors.py, docs/benchmarks-neighbors.md): the fastest setting
@@ -36,6 +43,36 @@ HNSW_DEFAULTS = {"M": 16, "ef_construction": 100, "ef": 96}
 _CANDIDATES = 8
 _PAIRS = 1 << 18
 _EPS32 = float(np.finfo(np.float32).eps)
+
+# PCA is fitted on at most max(_SAMPLE_PER_COMPONENT * components, _MIN_SAMPLE) reference rows:
+# enough for the leading components of 2,048-d features, and a bound on what is held.
+_SAMPLE_PER_COMPONENT = 20
+_MIN_SAMPLE = 10_000
+
+
+def pca_sample_size(n_components: int | None) -> int | None:
+    """How many reference rows PCA is fitted on at most (None: no PCA, so no sample)."""
+    return None if n_components is None else max(_SAMPLE_PER_COMPONENT * n_components, _MIN_SAMPLE)
+
+
+def sample_rows(n: int, size: int | None, seed: int) -> np.ndarray:
+    """The rows (ascending) of ``n`` that PCA is fitted on: all when ``n <= size`` (or no
+    ``size``), else ``size`` drawn without replacement by ``default_rng(seed)``."""
+    if size is None or n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A fitted PCA's ``mean_`` (d,) and ``components_`` (k, d): what ``transform`` applies."""
+
+    mean_: np.ndarray
+    components_: np.ndarray
+
+    @property
+    def n_components_(self) -> int:
+        return len(self.components_)
 
 
 class NeighborMap:
@@ -62,14 +99,32 @@ class NeighborMap:
         self.block_size = block_size
 
     def fit(self, reference: np.ndarray) -> "NeighborMap":
+        """Fit PCA on the reference rows :func:`sample_rows` picks and index all of them."""
         ref = _check_features(reference, "reference features")
+        self.fit_pca(ref[sample_rows(len(ref), pca_sample_size(self.n_components), self.seed)])
+        return self.fit_index(self.transform(ref))
+
+    def fit_pca(self, sample: np.ndarray) -> "NeighborMap":
+        """Fit the PCA on ``sample`` (reference rows in their order; see :func:`sample_rows`)."""
+        ref = _check_features(sample, "reference features")
+        self.pca_ = None
         if self.n_components is not None and self.n_components < min(ref.shape):
             from sklearn.decomposition import PCA
 
-            self.pca_ = PCA(n_components=self.n_components, svd_solver="full", random_state=self.seed).fit(ref)
-        else:
-            self.pca_ = None
-        points = self.transform(ref)
+            pca = PCA(n_components=self.n_components, svd_solver="full", random_state=self.seed).fit(ref)
+            self.pca_ = Projection(pca.mean_, pca.components_)
+        return self
+
+    def set_projection(self, projection: Projection | None) -> "NeighborMap":
+        """Use an already fitted ``projection`` (as saved from ``pca_``) instead of ``fit_pca``."""
+        self.pca_ = projection
+        return self
+
+    def fit_index(self, points: np.ndarray) -> "NeighborMap":
+        """Index the reference points, already reduced by :meth:`transform`."""
+        if not hasattr(self, "pca_"):
+            raise RuntimeError("NeighborMap.fit_index called before fit_pca()")
+        points = _check_features(points, "reference features")
         self.n_reference_ = len(points)
         if self.method == "hnsw":
             import hnswlib
@@ -88,14 +143,14 @@ class NeighborMap:
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """Reduce features with the fitted PCA (identity when there is none), as float32."""
+        if not hasattr(self, "pca_"):
+            raise RuntimeError("NeighborMap.transform called before fit()")
         x = _check_features(features, "features")
         if self.pca_ is not None and len(x) == 0:
             return np.zeros((0, self.pca_.n_components_), np.float32)
         if self.pca_ is not None:  # float64, then rounded once: the same row gives the same floats in any batch
             p = self.pca_
             x = (x.astype(np.float64) - p.mean_.astype(np.float64)) @ p.components_.astype(np.float64).T
-            if p.whiten:
-                x /= np.sqrt(p.explained_variance_.astype(np.float64))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def query(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

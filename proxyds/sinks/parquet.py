@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ class ParquetShardWriter:
     column as ``{"bytes": b, "path": p}``, ``ClassLabel`` as int, sequences as lists) and
     stores the values unchanged: image bytes are kept as given, never re-encoded. Shards
     hold ``rows_per_shard`` rows in row groups of ``rows_per_group``; their final names
-    (which need the shard count) are given on a clean exit. Zero rows still give one valid
+    (which need the shard count) are given on a clean exit. ``plan`` (rows per shard, e.g.
+    from :func:`~proxyds.sinks.shards.even_shards`) replaces ``rows_per_shard`` when the total
+    is known in advance; ``counts`` gives the rows per shard. Zero rows still give one valid
     empty shard carrying the schema. The same rows written twice give identical bytes.
     """
 
@@ -61,6 +64,7 @@ class ParquetShardWriter:
         *,
         rows_per_shard: int = 10_000,
         rows_per_group: int = 1_000,
+        plan: Sequence[int] | None = None,
     ) -> None:
         check_split_name(split)
         if not isinstance(features, datasets.Features):
@@ -70,6 +74,10 @@ class ParquetShardWriter:
         for name, value in (("rows_per_shard", rows_per_shard), ("rows_per_group", rows_per_group)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if plan is not None and (not plan or any(int(c) < 0 for c in plan)):
+            raise ValueError(f"plan must be a non-empty list of per-shard row counts >= 0, got {plan!r}")
+        self.plan = None if plan is None else [int(c) for c in plan]
+        self.counts: list[int] = []
         self.out_dir = Path(out_dir)
         self.split = split
         self.features = features
@@ -103,12 +111,15 @@ class ParquetShardWriter:
                 f"row columns do not match the features: missing {missing}, unexpected {extra}; "
                 f"expected exactly {sorted(self._columns)}"
             )
+        if self.plan is not None and self.num_rows >= sum(self.plan):
+            raise ValueError(f"more rows than the shard plan's {sum(self.plan)}")
         encoded = self.features.encode_example(row)
         for col in self._images:
             encoded[col] = _image_storage(row[col], col, encoded[col])
         self._buffer.append(encoded)
         self.num_rows += 1
-        if len(self._buffer) >= self.rows_per_group or self._shard_rows + len(self._buffer) >= self.rows_per_shard:
+        shard = len(self._partials) - (self._writer is not None)  # the shard the buffer goes to
+        if len(self._buffer) >= self.rows_per_group or self._shard_rows + len(self._buffer) >= self._capacity(shard):
             self._flush()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -120,7 +131,11 @@ class ParquetShardWriter:
             self._flush()
             if self._writer is None and not self._partials:
                 self._start_shard()  # zero rows: one empty shard with the schema
+            while self.plan is not None and len(self._partials) < len(self.plan):
+                self._start_shard()  # planned shards left empty
             self._close_shard()
+            if self.plan is not None and self.counts != self.plan:
+                raise ValueError(f"shard row counts {self.counts} do not match the plan {self.plan}")
             n = len(self._partials)
             for i, partial in enumerate(self._partials):
                 final = self.out_dir / f"{self.split}-{i:05d}-of-{n:05d}.parquet"
@@ -135,16 +150,26 @@ class ParquetShardWriter:
             return
         if self._writer is None:
             self._start_shard()
+            while self._capacity(len(self._partials) - 1) == 0 and len(self._partials) < len(self.plan or ()):
+                self._start_shard()  # a planned empty shard
         table = pa.Table.from_pylist(self._buffer, schema=self._schema)
         self._writer.write_table(table, row_group_size=len(self._buffer))
         self._shard_rows += len(self._buffer)
+        self.counts[-1] += len(self._buffer)
         self._buffer = []
-        if self._shard_rows >= self.rows_per_shard:
+        if self._shard_rows >= self._capacity(len(self._partials) - 1):
             self._close_shard()
 
+    def _capacity(self, shard: int) -> int:
+        if self.plan is None:
+            return self.rows_per_shard
+        return self.plan[shard] if shard < len(self.plan) else 0
+
     def _start_shard(self) -> None:
+        self._close_shard()
         partial = self.out_dir / f".{self.split}-{len(self._partials):05d}.parquet.partial"
         self._partials.append(partial)
+        self.counts.append(0)
         self._writer = pq.ParquetWriter(partial, schema=self._schema, **self._options)
         self._shard_rows = 0
 
@@ -168,7 +193,7 @@ class ParquetShardWriter:
             self._writer = None
         for p in self._partials + self.paths:
             p.unlink(missing_ok=True)
-        self.paths = []
+        self.paths, self.counts = [], []
 
 
 def _image_storage(value: Any, column: str, encoded: Any) -> Any:

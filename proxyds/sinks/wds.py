@@ -9,14 +9,14 @@ of its contents (mtime 0, uid/gid 0, empty user/group names, mode 0o444).
 from __future__ import annotations
 
 import io
-import math
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from proxyds.sinks.parquet import check_split_name, prepare_split_dir
+from proxyds.sinks.shards import even_shards
 
-__all__ = ["WdsShardWriter"]
+__all__ = ["WdsShardWriter", "even_shards"]
 
 
 def _check_key(key: str) -> None:
@@ -142,18 +142,6 @@ class WdsShardWriter:
         for p in self.paths:
             p.unlink(missing_ok=True)
         self.paths, self.counts = [], []
-
-
-def even_shards(n: int, per_shard: int, multiple: int = 8) -> list[int]:
-    """Examples per shard for ``n`` examples: a shard count that is a multiple of ``multiple``
-    (so shards split evenly over 8 GPUs or dataloader workers) and counts that differ by at most
-    one, about ``per_shard`` each; fewer than ``multiple`` examples give one shard."""
-    if n < multiple:
-        return [n]
-    shards = multiple * max(1, math.ceil(n / (multiple * per_shard)))
-    shards = min(shards, multiple * (n // multiple))
-    base, extra = divmod(n, shards)
-    return [base + (i < extra) for i in range(shards)]
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
