@@ -18,13 +18,13 @@ def test_info_prints_the_counts_selector_probes_recipe_and_files(parquet_proxy, 
     s = json.loads((parquet_proxy.out / "proxy.json").read_text())["summary"]
     assert f"train 480 examples (480 usable) -> selected {s['num_selected']}" in text
     assert "selector entropy, ratio 0.1, seed 0, space resnet1d" in text
-    assert "split train: 48 rows in 3 files" in text and "split test: 120 rows in 6 files" in text
+    assert "split train: 48 rows in 8 files" in text and "split test: 120 rows in 8 files" in text
     assert "manifest: 480 rows, 48 selected, 0 skipped" in text
     assert "classes: 10 of 10 kept" in text
     for role, p in s["probes"].items():
         assert f"probe {role:6s} {p['config']:>14s}" in text and f"reference acc {p['reference_accuracy']:.4f}" in text
     assert f"recommended proxy training: {s['proxy_training']['text']}" in text
-    assert "data/train-*-of-*.parquet" in text and "in 3 files" in text and "manifest.parquet" in text
+    assert "data/train-*-of-*.parquet" in text and "in 8 files" in text and "manifest.parquet" in text
 
 
 def test_info_json_is_one_object_that_matches_the_output(parquet_proxy, capsys):

@@ -30,7 +30,7 @@ def test_dry_run_trains_nothing_writes_nothing_and_prints_the_counts(tiny_mnist1
     lower, upper = space.probes(2, 10)
     assert f"MACs {space.macs(lower, 10):>14,}" in printed and f"MACs {space.macs(upper, 10):>14,}" in printed
     assert "label reduction (auto): keeps all 10 classes" in printed
-    assert "train: 48 rows in 3 parquet shards" in printed and "test: 120 rows in 6 parquet shards" in printed
+    assert "train: 48 rows in 8 parquet shards" in printed and "test: 120 rows in 8 parquet shards" in printed
 
 
 def test_the_plan_counts_compute_as_probe_macs_x_examples_x_epochs(tiny_mnist1d, tmp_path):

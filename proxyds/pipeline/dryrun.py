@@ -22,12 +22,13 @@ from proxyds.pipeline.probes import pick_device
 from proxyds.pipeline.scan import cached_scan, class_names
 from proxyds.pipeline.score import load_probe
 from proxyds.pipeline.summary import probe_roles
+from proxyds.pipeline.write import reference_split_name
 from proxyds.presets import cache_dir
 from proxyds.selection.labels import reduce_labels
 from proxyds.selection.sampling import proxy_size
 from proxyds.selection.selectors import get_selector
 from proxyds.sinks.atomic import check_output_dir
-from proxyds.sinks.wds import even_shards
+from proxyds.sinks.shards import even_shards
 
 __all__ = ["plan_build", "TRAINING_MACS_FACTOR"]
 
@@ -70,7 +71,7 @@ def plan_build(config: BuildConfig) -> dict:
                                                                minlength=len(names)).tolist()},
         "selected": k, "probes": probes, "label_reduction": reduction,
         "compute": _compute(config, probes, usable, reference),
-        "output": _shards(config, plan.format, k, reference, reduction),
+        "output": _shards(config, plan.format, k, reference, reduction, reference_split_name(plan.reference)),
     }
 
 
@@ -125,15 +126,12 @@ def _compute(config: BuildConfig, probes: list[dict], usable: int, reference: in
             "training_steps": math.ceil(usable / config.batch_size) * config.probe_epochs * len(trained)}
 
 
-def _shards(config: BuildConfig, fmt: str, selected: int, reference: int, reduction: dict) -> dict:
-    """Rows and files per output split; with label reduction the reference split keeps only the
-    kept classes' examples, so its count is an upper bound."""
-    def files(rows: int) -> list[int]:
-        if fmt == "wds":
-            return even_shards(rows, config.rows_per_shard)
-        return [min(config.rows_per_shard, rows - i) for i in range(0, rows, config.rows_per_shard)] or [0]
-
+def _shards(config: BuildConfig, fmt: str, selected: int, reference: int, reduction: dict, ref_name: str) -> dict:
+    """Rows and files per output split (both formats on the writers' ``even_shards`` plan); with
+    label reduction the reference split keeps only the kept classes' examples, so its count is an
+    upper bound."""
     return {"format": fmt, "out": str(config.out), "rows_per_shard": config.rows_per_shard,
-            "splits": {"train": {"rows": selected, "files": len(files(selected)), "exact": True},
-                       "test": {"rows": reference, "files": len(files(reference)),
-                                "exact": not reduction["applied"]}}}
+            "splits": {"train": {"rows": selected, "files": len(even_shards(selected, config.rows_per_shard)),
+                                 "exact": True},
+                       ref_name: {"rows": reference, "files": len(even_shards(reference, config.rows_per_shard)),
+                                  "exact": not reduction["applied"]}}}
