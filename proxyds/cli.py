@@ -147,12 +147,15 @@ def _evaluate_parser(sub) -> None:
                     "reference split A; every accuracy is measured on a disjoint evaluation split B. Runs are "
                     "cached, so a rerun or a new selector only trains what is new. Writes results.json, "
                     "report.md and PNG figures to --out.")
-    e.add_argument("benchmark", nargs="?", default="mnist1d-cnn", choices=sorted(BENCHMARKS),
-                   help="named setting: mnist1d-cnn (the standard discriminative benchmark, default), "
-                        "mnist1d-mlp (the second: another MNIST-1D draw and the mlp1d space) or tiny (a smoke run "
-                        "of seconds); the options below override its values")
+    e.add_argument("benchmark", nargs="?", default="mnist1d-cnn", metavar="WHAT",
+                   help="a named in-memory benchmark: mnist1d-cnn (the standard discriminative benchmark, default), "
+                        "mnist1d-mlp (another MNIST-1D draw and the mlp1d space) or tiny (a smoke run of seconds); "
+                        "or any dataset `proxyds build` takes: a preset (digits, mnist1d, cifar10, cifar100, "
+                        "imagenet) or hf:DIR / wds:... (then --space is required), whose proxies are made by the "
+                        "build itself and whose runs stream through its loaders; the options below override")
     e.add_argument("--out", required=True, help="report directory (results.json, report.md, *.png)")
-    e.add_argument("--tiny", action="store_true", help="same as benchmark 'tiny': a CI smoke run")
+    e.add_argument("--tiny", action="store_true",
+                   help="a CI smoke run: benchmark 'tiny', or with a dataset 3 configs, 2 epochs, 2 seeds, one ratio")
     e.add_argument("--space", default=None, help="search space (see `proxyds spaces`; default cnn1d)")
     e.add_argument("--configs", type=_csv(str), default=None, help="comma-separated config names (default: all)")
     e.add_argument("--selectors", type=_csv(str), default=None,
@@ -183,17 +186,64 @@ def _evaluate_parser(sub) -> None:
                    help="torch threads per training process (default 1: fastest for small models on shared CPUs)")
     e.add_argument("--cache", default=None, help="run cache directory (default $PROXYDS_CACHE/evaluate)")
     e.add_argument("--device", default=None, help="cpu (default), auto, cuda or cuda:N")
+    _evaluate_source_options(e)
+
+
+def _evaluate_source_options(e) -> None:
+    """The options of `proxyds evaluate DATASET` (a preset or hf:/wds: source)."""
+    g = e.add_argument_group("a dataset as `proxyds build` takes it")
+    g.add_argument("--data", default=None, help="where a preset's data lives (as build's --data)")
+    for flag, what in (("--input-column", "column / tar field the models read"),
+                       ("--label-column", "label column / tar field"), ("--train-split", "train split name"),
+                       ("--reference-split", "held-out split name, cut into reference split A and evaluation "
+                                             "split B")):
+        g.add_argument(flag, default=None, help=f"{what} (as build's {flag})")
+    g.add_argument("--evaluation-fraction", type=float, default=None, metavar="F",
+                   help="evaluation split B = a class-stratified fraction F of the held-out split (every accuracy); "
+                        "reference split A = the rest (scores importance) (default 0.5)")
+    g.add_argument("--split-seed", type=int, default=None, help="seed of the A/B cut (default 0)")
+    g.add_argument("--build", type=_setting, action="append", default=None, metavar="FIELD=VALUE",
+                   help="another build setting for every proxy, e.g. probe_epochs=8, label_reduction=off, "
+                        "workers=0 (repeatable; the names of build's options with _ for -)")
+
+
+def _setting(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (got {text!r})")
+    for kind in (int, float):
+        try:
+            return key.replace("-", "_"), kind(value)
+        except ValueError:
+            pass
+    return key.replace("-", "_"), {"true": True, "false": False}.get(value.lower(), value)
+
+
+_SOURCE_OPTIONS = ("data", "input_column", "label_column", "train_split", "reference_split", "evaluation_fraction",
+                   "split_seed", "build")
 
 
 def _evaluate(args) -> int:
-    from proxyds.harness.evaluate import EvaluateConfig, evaluate
+    from proxyds.harness.evaluate import BENCHMARKS, EvaluateConfig, evaluate
 
     fields = {k: getattr(args, k) for k in ("space", "configs", "selectors", "ratios", "full_seeds", "proxy_seeds",
                                             "epochs", "batch_size", "lr", "weight_decay", "train", "reference",
                                             "evaluation", "workers", "threads", "cache", "device",
                                             "proxy_epoch_scale", "proxy_batch_power", "proxy_lr_batch_power")}
     fields["generator"] = dict(args.mnist1d) if args.mnist1d else None
-    cfg = EvaluateConfig.from_benchmark("tiny" if args.tiny else args.benchmark, args.out, **fields)
+    if args.benchmark in BENCHMARKS:
+        given = [k for k in _SOURCE_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} is for a dataset (a preset or hf:/wds: source), not "
+                             f"the in-memory benchmark {args.benchmark!r}")
+        cfg = EvaluateConfig.from_benchmark("tiny" if args.tiny else args.benchmark, args.out, **fields)
+    else:
+        build = dict(args.build or ())
+        build.update({k: getattr(args, k) for k in ("input_column", "label_column", "train_split", "reference_split")
+                      if getattr(args, k) is not None})
+        cfg = EvaluateConfig.from_source(args.benchmark, args.out, tiny=args.tiny, data=args.data, build=build,
+                                         evaluation_fraction=args.evaluation_fraction, split_seed=args.split_seed,
+                                         **fields)
     print(format_evaluation(evaluate(cfg), cfg.out))
     return 0
 
