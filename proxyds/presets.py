@@ -240,7 +240,7 @@ register_preset(Preset(
 register_preset(Preset(
     name="digits",
     description="scikit-learn's handwritten digits (load_digits), bundled: 1,797 real 8x8 grey images as PNG, "
-                "seeded class-stratified split 1,257 train / 540 test, 10 classes",
+                "seeded class-stratified split 1,258 train / 539 test, 10 classes",
     locate=_locate_digits,
     space="digits-cnn",
 ))
