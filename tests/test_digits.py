@@ -75,3 +75,17 @@ def test_digits_preset_builds_a_proxy(digits_dir, tmp_path):
     assert s["space"] == "digits-cnn" and s["num_selected"] == round(0.1 * s["num_train"])
     assert all(p["reference_accuracy"] > 0.2 for p in s["probes"].values())  # the default probes pass the check
     assert datasets.load_dataset(str(out))["train"].num_rows == s["num_selected"]
+
+
+@pytest.mark.slow  # over a minute on a shared 2-core machine: real images through every stage
+def test_evaluate_digits_tiny(digits_dir, tmp_path, capsys):
+    """`proxyds evaluate digits --tiny`: the real-image benchmark's CI-sized variant, end to end."""
+    from proxyds.cli import main
+
+    out = tmp_path / "report"
+    assert main(["evaluate", "digits", "--data", str(digits_dir), "--tiny", "--out", str(out), "--cache",
+                 str(tmp_path / "cache"), "--build", "workers=0"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["space"] == "digits-cnn" and len(r["configs"]) == 3 and set(r["proxies"]) == {"entropy", "random"}
+    assert max(c["full_mean"] for c in r["configs"]) > 0.5  # real digits are learnt in two epochs
+    assert "noise ceiling" in capsys.readouterr().out
