@@ -85,8 +85,9 @@ def split_reference(held_out: SplitIndex, fraction: float, seed: int) -> tuple[S
     ok = held_out.ok
     evaluation = np.zeros(len(held_out), dtype=bool)
     evaluation[ok] = stratified_holdout(held_out.labels[ok], fraction, seed=seed)
-    reference = SplitIndex(list(held_out.keys), held_out.labels.copy(), held_out.shard_ids, list(held_out.shards),
-                           list(held_out.status), list(held_out.shard_errors))
+    # a deep copy, however the index holds its keys and statuses: skipping B in A leaves held_out whole
+    arrays = {k: np.array(v, copy=True) for k, v in held_out.to_arrays().items()}
+    reference = SplitIndex.from_arrays(arrays, list(held_out.shard_errors))
     for pos in np.flatnonzero(evaluation):
         reference.skip(int(pos), "evaluation split B")
     if not reference.ok.any():
