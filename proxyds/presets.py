@@ -3,7 +3,9 @@
 ``mnist1d`` is the embedded default and needs no download: it is generated locally with
 ``mnist1d.data.make_dataset`` (never its download path), written once as parquet shards into
 the cache directory (``$PROXYDS_CACHE``, default ``~/.cache/proxyds``), and from then on read
-through the ``hf:`` reader like any other dataset.
+through the ``hf:`` reader like any other dataset. ``digits`` is scikit-learn's bundled
+handwritten digits (``load_digits``: 1,797 real 8x8 images, no download), written the same way
+as an image dataset of PNG bytes with a seeded, class-stratified train/test split.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from proxyds.registry import Registry
 
-__all__ = ["Preset", "Located", "register_preset", "get_preset", "list_presets", "cache_dir", "MNIST1D_ARGS"]
+__all__ = ["Preset", "Located", "register_preset", "get_preset", "list_presets", "cache_dir", "MNIST1D_ARGS",
+           "DIGITS_ARGS", "materialize_digits"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,70 @@ def _make_mnist1d(args: dict) -> dict:
         random.setstate(py_state)
 
 
+# scikit-learn's 1,797 digits: 30% of each class held out as the test split, seeded.
+DIGITS_ARGS = {"test_fraction": 0.3, "seed": 0}
+
+
+def _locate_digits(data: str | None) -> Located:
+    path = data if data is not None else materialize_digits(DIGITS_ARGS)
+    return Located(f"hf:{path}", "image", "label", "train", "test")
+
+
+def materialize_digits(args: dict, root: Path | None = None, rows_per_shard: int = 500) -> Path:
+    """scikit-learn's ``load_digits`` as a HF image dataset (``image``: 8x8 grey PNG bytes,
+    ``label``: ClassLabel 0-9), cut into train and test by :func:`stratified_holdout`.
+
+    Returns the dataset directory (``data/train-*.parquet``, ``data/test-*.parquet``); a second
+    call with the same arguments reuses it. The 0..16 pixel values are stretched to 0..255.
+    """
+    import io
+
+    import PIL.Image
+    from datasets import ClassLabel, Features, Image
+    from sklearn.datasets import load_digits
+
+    from proxyds.sinks import ParquetShardWriter, atomic_output_dir
+
+    unknown = set(args) - set(DIGITS_ARGS)
+    if unknown:
+        raise ValueError(f"unknown digits arguments {sorted(unknown)}; known: {', '.join(sorted(DIGITS_ARGS))}")
+    args = {**DIGITS_ARGS, **args}
+    tag = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
+    out = (root or cache_dir()) / f"digits-{tag}"
+    if (out / "proxyds-cache.json").exists():
+        return out
+    digits = load_digits()
+    pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    test = stratified_holdout(digits.target, args["test_fraction"], seed=args["seed"])
+    order = np.random.default_rng(args["seed"]).permutation(len(pixels))  # classes mixed within every shard
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output_dir(out, overwrite=True) as tmp:
+        for split, rows in (("train", order[~test[order]]), ("test", order[test[order]])):
+            with ParquetShardWriter(tmp / "data", split, features, rows_per_shard=rows_per_shard) as w:
+                for i in rows:
+                    buf = io.BytesIO()
+                    PIL.Image.fromarray(pixels[i]).save(buf, format="PNG")
+                    w.write({"image": {"bytes": buf.getvalue(), "path": f"digit-{i:04d}.png"},
+                             "label": int(digits.target[i])})
+        (tmp / "proxyds-cache.json").write_text(json.dumps({"digits_args": args}, indent=1))
+    return out
+
+
+def stratified_holdout(labels, fraction: float, *, seed: int) -> np.ndarray:
+    """A bool mask holding out ``round(fraction * n_c)`` of each class's ``n_c`` examples, chosen
+    with ``np.random.default_rng(seed)``: every class keeps its share on both sides."""
+    labels = np.asarray(labels)
+    if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+        raise ValueError(f"fraction must be in the open interval (0, 1) (got {fraction!r})")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        held[rng.permutation(members)[:round(fraction * len(members))]] = True
+    return held
+
+
 _IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
@@ -169,6 +236,13 @@ register_preset(Preset(
     description="MNIST-1D (Greydanus 2020), generated locally: 40,000 train / 10,000 test sequences of length 40, 10 classes",
     locate=_locate_mnist1d,
     space="resnet1d",
+))
+register_preset(Preset(
+    name="digits",
+    description="scikit-learn's handwritten digits (load_digits), bundled: 1,797 real 8x8 grey images as PNG, "
+                "seeded class-stratified split 1,258 train / 539 test, 10 classes",
+    locate=_locate_digits,
+    space="digits-cnn",
 ))
 register_preset(Preset(
     name="imagenet",

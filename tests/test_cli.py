@@ -34,7 +34,7 @@ def test_build_bad_arguments_exit_1(tiny_mnist1d, tmp_path, capsys, argv, messag
 
 def test_unknown_preset_and_space_are_listed(tmp_path, capsys):
     assert main(["build", "nope", "--ratio", "0.1", "--out", str(tmp_path / "o")]) == 1
-    assert "known presets: cifar10, cifar100, imagenet, mnist1d" in capsys.readouterr().err
+    assert "known presets: cifar10, cifar100, digits, imagenet, mnist1d" in capsys.readouterr().err
 
 
 def test_spaces_and_datasets_list(capsys):

@@ -13,7 +13,13 @@ import torch
 
 from proxyds.pipeline.probes import train_probe
 
-__all__ = ["TrainRecipe", "DataSpec", "EvalData", "load_data", "train_model", "predict", "accuracy"]
+__all__ = ["TrainRecipe", "DataSpec", "EvalData", "load_data", "train_model", "predict", "accuracy",
+           "TRAINER_VERSION", "trainer_version"]
+
+#: Part of every cached run's key (with a digest of the trainer's code, :func:`trainer_version`):
+#: bump it when training changes in a way that code does not show (a library default, a changed
+#: meaning of a setting), so no run trained the old way is read back as if trained the new way.
+TRAINER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,21 @@ def train_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe
     train_probe(model, epoch_batches, steps_per_epoch=math.ceil(n / bs), epochs=recipe.epochs, lr=recipe.lr,
                 weight_decay=recipe.weight_decay, warmup_steps=0, device=device, desc="run", optimizer="adam")
     return model
+
+
+def trainer_version() -> str:
+    """:data:`TRAINER_VERSION` and a digest of the code every run trains through (the one trainer,
+    its epoch loop, the in-memory and streamed batch feeds, the loader's example stream): editing
+    any of them changes the run cache's keys, so cached runs are retrained, never mixed in."""
+    import inspect
+
+    from proxyds.harness import streamed
+    from proxyds.pipeline import loader, probes
+
+    parts = [probes.train_probe, probes._epochs, train_model, streamed.train_streamed, streamed.streamed_accuracy,
+             loader._Examples, loader.SplitLoader]
+    digest = hashlib.sha256("\n".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:12]
+    return f"{TRAINER_VERSION}-{digest}"
 
 
 @torch.inference_mode()

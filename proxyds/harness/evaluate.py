@@ -22,21 +22,22 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from proxyds.harness.data import DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model
+from proxyds.harness.data import (DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model,
+                                  trainer_version)
+from proxyds.harness.settings import BENCHMARKS, DEFAULT_SELECTORS, EvaluateConfig, SourceSpec
 from proxyds.pipeline.cache import fingerprint
 from proxyds.pipeline.probes import pick_device
-from proxyds.recipe import RECOMMENDED, ProxyRecipe
 from proxyds.selection.sampling import draw, proxy_size
 from proxyds.sinks.atomic import atomic_write
 
-__all__ = ["TrainRecipe", "DataSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "load_data", "train_model",
-           "predict", "accuracy", "Harness", "evaluate"]
+__all__ = ["TrainRecipe", "DataSpec", "SourceSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "DEFAULT_SELECTORS",
+           "load_data", "train_model", "predict", "accuracy", "Harness", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,15 @@ class Harness:
 
         self.__dict__.update(state, space=get_space(state["space"]))
 
+    def _subset_key(self, job: _Job) -> str:
+        return "full" if job.subset is None else fingerprint(np.asarray(job.subset, np.int64).tobytes())[:16]
+
     def _path(self, job: _Job) -> Path:
-        subset = "full" if job.subset is None else fingerprint(np.asarray(job.subset, np.int64).tobytes())[:16]
-        key = {"v": 1, "data": self._fp, "space": self.space.name, "config": job.config,
-               "recipe": asdict(job.recipe or self.recipe), "subset": subset, "seed": job.seed}
+        """Where a run is cached: keyed by the trainer's version too, so a changed trainer retrains."""
+        subset = self._subset_key(job)
+        key = {"v": 1, "trainer": trainer_version(), "data": self._fp, "space": self.space.name,
+               "config": job.config, "recipe": asdict(job.recipe or self.recipe), "subset": subset,
+               "seed": job.seed}
         return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{fingerprint(key)[:12]}.json"
 
     def cached(self, job: _Job) -> dict | None:
@@ -170,109 +176,6 @@ def _work(job: _Job) -> dict:
     return _WORKER.run(job)
 
 
-# --- the evaluation ----------------------------------------------------------------------------
-
-#: Named evaluation settings. ``mnist1d-cnn`` is the discriminative standard benchmark (issue 3
-#: item 5; the setting measured in issue 8); ``tiny`` is a CI smoke run of a few seconds.
-BENCHMARKS: dict[str, dict] = {
-    "mnist1d-cnn": dict(
-        data=DataSpec({"num_samples": 40_000, "train_split": 0.5, "iid_noise_scale": 0.05,
-                       "corr_noise_scale": 0.35, "seed": 42}, train=8_000, reference=(0, 5_000),
-                      evaluation=(5_000, 15_000)),
-        space="cnn1d", recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1),
-        full_seeds=3, proxy_seeds=3),
-    "mnist1d-mlp": dict(
-        data=DataSpec({"num_samples": 40_000, "train_split": 0.5, "seed": 7}, train=8_000, reference=(0, 5_000),
-                      evaluation=(5_000, 15_000)),
-        space="mlp1d", recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1),
-        full_seeds=3, proxy_seeds=3),
-    "tiny": dict(
-        data=DataSpec({"num_samples": 800, "train_split": 0.5, "seed": 42}, train=400, reference=(0, 150),
-                      evaluation=(150, 400)),
-        space="cnn1d", configs=("w8-d1-k5-pool-nobn-plain-relu-p0-max", "w8-d3-k3-stem-bn-res-relu-p0-flat",
-                                "w24-d1-k5-stem-nobn-res-tanh-p0-flat"),
-        recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.1, 0.25), full_seeds=2, proxy_seeds=2),
-}
-
-DEFAULT_SELECTORS = ("entropy", "random", "probe", "class-balanced")  # the build's default first
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """What ``proxyds evaluate`` does; build one from a named benchmark with :meth:`from_benchmark`.
-
-    ``configs`` None = every config of the space. Proxy run ``s`` draws with seed ``s`` for every
-    selector (common random numbers: the same uniforms, different weights) and trains with seed
-    ``1000 + s``; full-data run ``s`` trains with seed ``s``.
-    """
-
-    out: Path
-    data: DataSpec
-    space: str = "cnn1d"
-    configs: tuple[str, ...] | None = None
-    selectors: tuple[str, ...] = DEFAULT_SELECTORS
-    ratios: tuple[float, ...] = (0.05, 0.1)
-    full_seeds: int = 3
-    proxy_seeds: int = 3
-    recipe: TrainRecipe = TrainRecipe()
-    proxy_recipe: ProxyRecipe = RECOMMENDED
-    workers: int = 1
-    threads: int = 1
-    cache: Path | None = None
-    benchmark: str = "custom"
-    device: str = "cpu"           # cpu, cuda, cuda:N or auto
-
-    def __post_init__(self):
-        from proxyds.selection.selectors import get_selector
-
-        object.__setattr__(self, "out", Path(self.out))
-        for name in self.selectors:
-            get_selector(name)  # unknown names raise, listing the known
-        if not self.selectors or len(set(self.selectors)) != len(self.selectors):
-            raise ValueError(f"selectors must be a non-empty list without repeats (got {self.selectors!r})")
-        if not self.ratios:
-            raise ValueError("ratios must name at least one proxy size")
-        for r in self.ratios:
-            proxy_size(r, self.data.train)  # validates (0, 1) and a non-empty proxy
-        for name in ("full_seeds", "proxy_seeds", "workers", "threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer (got {v!r})")
-        if self.configs is not None and len(self.configs) < 2:
-            raise ValueError(f"a ranking needs at least 2 configs (got {self.configs!r})")
-
-    def proxy_training(self, ratio: float) -> TrainRecipe:
-        """The recipe a proxy of ``ratio`` trains with: ``proxy_recipe`` applied to ``recipe``."""
-        epochs, batch_size, lr = self.proxy_recipe.apply(self.recipe.epochs, self.recipe.batch_size, self.recipe.lr,
-                                                         ratio)
-        return replace(self.recipe, epochs=epochs, batch_size=batch_size, lr=lr)
-
-    @classmethod
-    def from_benchmark(cls, name: str, out, **overrides) -> "EvaluateConfig":
-        """The benchmark ``name``'s settings, with ``overrides`` (None values ignored): any field,
-        the recipe's (epochs, batch_size, lr, weight_decay), the proxy recipe's (proxy_epoch_scale,
-        proxy_batch_power, proxy_lr_batch_power) and the data's (train, reference, evaluation, and
-        generator, merged into the benchmark's generator arguments)."""
-        if name not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
-        fields = dict(BENCHMARKS[name], benchmark=name)
-        if overrides.get("space") not in (None, fields.get("space")):
-            fields.pop("configs", None)  # the benchmark's config names belong to its own space
-        recipe = {k: overrides.pop(k) for k in ("epochs", "batch_size", "lr", "weight_decay") if k in overrides}
-        fields["recipe"] = replace(fields["recipe"], **{k: v for k, v in recipe.items() if v is not None})
-        prx = {k[len("proxy_"):]: overrides.pop(k) for k in ("proxy_epoch_scale", "proxy_batch_power",
-                                                             "proxy_lr_batch_power") if k in overrides}
-        if any(v is not None for v in prx.values()):
-            base = overrides.get("proxy_recipe") or fields.get("proxy_recipe", RECOMMENDED)
-            overrides["proxy_recipe"] = replace(base, **{k: v for k, v in prx.items() if v is not None})
-        data = {k: overrides.pop(k) for k in ("train", "reference", "evaluation", "generator") if k in overrides}
-        if data.get("generator"):
-            data["generator"] = {**fields["data"].generator, **data["generator"]}
-        fields["data"] = replace(fields["data"], **{k: v for k, v in data.items() if v})
-        fields.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(out=out, **fields)
-
-
 def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pca_components: int = 64,
                  seed: int = 0):
     """The :class:`~proxyds.selection.selectors.Scores` a build computes, from the harness's probes (the
@@ -302,7 +205,13 @@ def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pc
 
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Train every config on the full data and on every proxy, compute the ranking metrics and
-    write the report (results.json, report.md, figures) to ``cfg.out``; returns the results."""
+    write the report (results.json, report.md, figures) to ``cfg.out``; returns the results. A
+    :class:`SourceSpec` is evaluated through the build's stages and loaders
+    (:func:`proxyds.harness.streamed.evaluate_source`)."""
+    if isinstance(cfg.data, SourceSpec):
+        from proxyds.harness.streamed import evaluate_source
+
+        return evaluate_source(cfg)
     from proxyds.harness import report
     from proxyds.presets import cache_dir
     from proxyds.selection.selectors import select_weights

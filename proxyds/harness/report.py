@@ -64,7 +64,8 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
                      "proxy_recipe": cfg.proxy_recipe.to_json(),
                      "proxy_training": {str(r): asdict(cfg.proxy_training(r)) for r in cfg.ratios},
                      "data": asdict(cfg.data),
-                     "seeds": "full run s: train seed s; proxy run s: draw seed s (every selector), train seed 1000+s"},
+                     "seeds": data_description.get("seeds", "full run s: train seed s; proxy run s: draw seed s "
+                                                            "(every selector), train seed 1000+s")},
         "data": data_description,
         "configs": [{"name": c.name, "macs": int(macs[i]), "params": int(params[i]), "full": full_acc[:, i].tolist(),
                      "full_mean": float(full_mean[i]), "full_std": float(full_acc[:, i].std(ddof=1))
@@ -134,7 +135,10 @@ def _md_settings(r: dict) -> list[str]:
     return [f"# proxyds evaluate: `{r['benchmark']}` on space `{r['space']}`", "",
             f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
             "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
-            f"- evaluation split B: {d['evaluation_B']}", f"- generator: `{json.dumps(d['generator'])}`",
+            f"- evaluation split B: {d['evaluation_B']}",
+            *([f"- generator: `{json.dumps(d['generator'])}`"] if "generator" in d else
+              [f"- source: `{d.get('source', r['benchmark'])}`; build settings: "
+               f"`{json.dumps(d.get('build_settings', {}), default=str)}`"]),
             f"- full-data training: `{json.dumps(st['recipe'])}`",
             f"- proxy training: `{json.dumps(st.get('proxy_training', st['recipe']))}` "
             f"(proxy recipe `{json.dumps(st.get('proxy_recipe', {}))}`)",

@@ -1,0 +1,179 @@
+"""``proxyds evaluate SOURCE``: every config trained on the full train split and on the build's
+proxies, streaming through the build's loaders (:class:`~proxyds.pipeline.loader.SplitLoader`:
+the same decoding, transforms and worker split of shards), never holding the dataset.
+
+Runs go through the one trainer (:func:`~proxyds.pipeline.probes.train_probe`, as the in-memory
+harness: Adam, cosine to 0) and are cached like the in-memory harness's (:class:`Harness`), keyed
+by the data (both splits and the A/B cut), the space, the config, the recipe, the proxy (its
+examples and labels), the seed and the trainer's version. A proxy trains on the examples the
+manifest selected with their proxy labels, under the recipe (:mod:`proxyds.recipe`) applied to
+the full-data recipe; its accuracy is measured on split B's examples of the classes it kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from proxyds.harness.data import TrainRecipe
+from proxyds.harness.evaluate import Harness, _Job, _threads
+from proxyds.harness.settings import EvaluateConfig
+from proxyds.harness.sources import Proxy, SourceData, make_proxies, open_source_data
+from proxyds.pipeline.loader import SplitLoader, default_workers
+from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, train_probe
+from proxyds.sinks.atomic import atomic_write
+
+__all__ = ["StreamHarness", "train_streamed", "streamed_accuracy", "evaluate_source"]
+
+log = logging.getLogger(__name__)
+
+
+def train_streamed(model: torch.nn.Module, loader: SplitLoader, labels: np.ndarray, recipe: TrainRecipe, *,
+                   examples: int, device: torch.device) -> torch.nn.Module:
+    """Train ``model`` in place on ``loader``'s examples (shuffled by its seed each epoch) with
+    ``labels`` (indexed by split position), through the one trainer: Adam, cosine to 0, no warm-up."""
+    def epoch_batches(epoch: int):
+        for batch in loader.epoch(epoch):
+            if len(batch.positions) >= 2:  # BatchNorm cannot train on one example; it is dropped this epoch
+                yield batch.x, torch.from_numpy(labels[batch.positions])
+
+    train_probe(model, epoch_batches, steps_per_epoch=math.ceil(examples / recipe.batch_size), epochs=recipe.epochs,
+                lr=recipe.lr, weight_decay=recipe.weight_decay, warmup_steps=0, device=device, desc="run",
+                optimizer="adam")
+    return model
+
+
+@torch.inference_mode()
+def streamed_accuracy(model: torch.nn.Module, loader: SplitLoader, labels: np.ndarray, *,
+                      device: torch.device) -> float:
+    """Top-1 accuracy of ``model`` over ``loader``'s examples against ``labels`` (by split position)."""
+    model.to(device).eval()
+    correct = total = 0
+    for batch in loader:
+        if len(batch.positions):
+            pred = model(batch.x.to(device)).argmax(1).cpu().numpy()
+            correct += int((pred == labels[batch.positions]).sum())
+            total += len(batch.positions)
+    if total == 0:
+        raise ValueError("evaluation split B has no usable example of the classes this proxy kept")
+    return correct / total
+
+
+class StreamHarness(Harness):
+    """:class:`Harness` over a source: a job's ``subset`` is a :class:`Proxy` (None = the full
+    train split), and every run streams through the build's loaders."""
+
+    def __init__(self, data: SourceData, space, recipe: TrainRecipe, cache_root: Path, *, threads: int = 1,
+                 device: str = "cpu"):
+        self.data, self.space, self.recipe = data, space, recipe
+        self.cache_root = Path(cache_root)
+        self.workers, self.threads = 1, threads
+        self.device = pick_device(device)
+        self.trained_runs = 0
+        self._fp = data.key
+        workers = data.plan.config.workers
+        self.loader_workers = default_workers(space.input_shape) if workers is None else workers
+
+    def _subset_key(self, job: _Job) -> str:
+        return "full" if job.subset is None else job.subset.key()
+
+    def _loader(self, source, index, what: str, usable: np.ndarray, batch_size: int, seed: int | None):
+        plan = self.data.plan
+        return SplitLoader(source, index, what, column=plan.input_column, shape=self.space.input_shape,
+                           on_error=plan.on_error, batch_size=batch_size, workers=self.loader_workers,
+                           shuffle_seed=seed, buffer=PROBE_HPARAMS["shuffle_buffer"], usable=usable)
+
+    def run(self, job: _Job) -> dict:
+        """Train one job, streaming; measure it on split B; cache and return its result."""
+        start, d, proxy = time.perf_counter(), self.data, job.subset
+        recipe = job.recipe or self.recipe
+        if proxy is None:
+            usable, labels, classes = d.train.ok.copy(), d.train.labels, d.num_classes
+            eval_labels = d.held_out.labels
+        else:
+            usable, labels, classes = proxy.selected & d.train.ok, proxy.labels, proxy.num_classes
+            eval_labels = np.where(d.held_out.labels >= 0, proxy.label_map[np.maximum(d.held_out.labels, 0)], -1)
+        torch.manual_seed(job.seed)
+        model = self.space.build(job.config, classes)
+        loader = self._loader(d.plan.train, d.train, "train", usable, recipe.batch_size, job.seed)
+        train_streamed(model, loader, labels, recipe, examples=int(usable.sum()), device=self.device)
+        b = d.evaluation & d.held_out.ok & (eval_labels >= 0)
+        acc = streamed_accuracy(model, self._loader(d.plan.reference, d.held_out, "evaluation", b, 256, None),
+                                eval_labels, device=self.device)
+        result = {"config": job.config, "seed": job.seed, "train_examples": int(usable.sum()),
+                  "classes": classes, "evaluation_examples": int(b.sum()), "accuracy": acc,
+                  "seconds": round(time.perf_counter() - start, 3)}
+        path = self._path(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(json.dumps(result)))
+        return result
+
+
+@dataclass
+class _Proxies:
+    jobs: list
+    where: list
+    notes: dict
+
+
+def _proxy_jobs(cfg: EvaluateConfig, data: SourceData, names: list[str], device) -> _Proxies:
+    """Every selector x ratio x seed proxy from the build's stages, and a training job per config."""
+    jobs, where, notes = [], [], {sel: {"class_counts": {}, "classes_kept": {}} for sel in cfg.selectors}
+    for s in range(cfg.proxy_seeds):
+        proxies, probe_notes = make_proxies(data, cfg.selectors, cfg.ratios, s, device)
+        for proxy in proxies:
+            note = notes[proxy.selector]
+            for k, v in probe_notes.items():
+                note.setdefault(k, {})[str(s)] = v
+            tag = f"{proxy.ratio}/{s}"
+            note["class_counts"][tag] = np.bincount(data.train.labels[proxy.selected],
+                                                    minlength=data.num_classes).tolist()
+            note["classes_kept"][tag] = proxy.num_classes
+            for n in names:
+                jobs.append(_Job(n, 1000 + s, proxy, recipe=cfg.proxy_training(proxy.ratio)))
+                where.append((proxy.selector, proxy.ratio, s, n))
+    return _Proxies(jobs, where, notes)
+
+
+def evaluate_source(cfg: EvaluateConfig) -> dict:
+    """:func:`proxyds.harness.evaluate.evaluate` for a :class:`SourceSpec`: full-data runs, the
+    build's proxies, proxy runs, the report."""
+    from proxyds.harness import report
+    from proxyds.presets import cache_dir
+    from proxyds.spaces import resolve_space
+
+    t0 = time.perf_counter()
+    root = Path(cfg.cache or cache_dir() / "evaluate")
+    space = resolve_space(cfg.space)
+    data = open_source_data(cfg.data, cfg.space, root / "work", cfg.device)
+    data.description["seeds"] = ("full run s: train seed s; proxy run s: the build's --seed s and --probe-seed s "
+                                 "(probes shared by every selector and ratio), train seed 1000+s")
+    configs = [space.config(n) for n in cfg.configs] if cfg.configs else list(space.configs)
+    names = [c.name for c in configs]
+    harness = StreamHarness(data, space, cfg.recipe, root / "runs", threads=cfg.threads, device=cfg.device)
+    with _threads(cfg.threads):  # probes and scoring passes too
+        full = harness.run_many([_Job(n, s, None) for s in range(cfg.full_seeds) for n in names], desc="full data")
+        t_full = time.perf_counter()
+        made = _proxy_jobs(cfg, data, names, harness.device)
+        proxy = harness.run_many(made.jobs, desc="proxies")
+    t_proxy = time.perf_counter()
+    full_acc = np.array([[r["accuracy"] for r in full[s * len(names):(s + 1) * len(names)]]
+                         for s in range(cfg.full_seeds)])
+    proxy_acc = {(sel, r): np.zeros((cfg.proxy_seeds, len(names))) for sel in cfg.selectors for r in cfg.ratios}
+    for (sel, ratio, s, n), res in zip(made.where, proxy):
+        proxy_acc[sel, ratio][s, names.index(n)] = res["accuracy"]
+    timing = {"full_runs": len(full), "proxy_runs": len(proxy), "trained_runs": harness.trained_runs,
+              "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
+              "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
+              "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
+                              made.notes, timing)
+    report.write(results, cfg.out)
+    return results

@@ -1,0 +1,151 @@
+"""``digits-cnn``: a small heterogeneous 2-D CNN space for 8x8 single-channel images.
+
+Built for the ``digits`` preset (scikit-learn's handwritten digits), the real-image benchmark
+that runs on a small CPU. Like :mod:`.cnn1d` it varies how a network learns, not only how much
+it computes, so that ranking by MACs does not already give the ranking. One config is a stem
+convolution, two stages of ``depth`` conv blocks with ``width`` and ``2*width`` channels, and
+a head:
+
+========  =====================================================================
+param     meaning (integer codes, since ArchConfig params are ints)
+========  =====================================================================
+width     channels of the stem and stage 1 (8, 16, 24)
+depth     conv blocks per stage (1, 2)
+kernel    kernel size of every convolution but 1x1 shortcuts (3, 5)
+down      before stage 2: 0 none (8x8 throughout); 1 stride 2; 2 max-pool 2
+norm      1 BatchNorm after every conv; 0 BatchNorm after the stem only
+residual  1 identity (or 1x1 projection) shortcut around every block; 0 none
+act       0 ReLU, 1 GELU, 2 tanh
+dropout   head dropout in percent (0, 30)
+head      0 global average pool, 1 global max pool, 2 flatten (all positions)
+========  =====================================================================
+
+The 16 configs below were drawn once with a seeded generator (every factor's levels spread
+evenly over the configs), the three largest then cut to kernel 3 so that none exceeds 1.5M MACs
+per example, and frozen here so that names and cached results stay stable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .registry import ArchConfig, SearchSpace, register_space
+
+__all__ = ["DIGITS_CNN_CONFIGS", "CNN2D"]
+
+_DOWN = ("none", "stride", "pool")
+_ACT = ("relu", "gelu", "tanh")
+_HEAD = ("avg", "max", "flat")
+_FIELDS = ("width", "depth", "kernel", "down", "norm", "residual", "act", "dropout", "head")
+
+#: (width, depth, kernel, down, norm, residual, act, dropout, head), frozen; see the module doc.
+DIGITS_CNN_CONFIGS: tuple[tuple[int, ...], ...] = (
+    (8, 1, 3, 2, 1, 1, 2, 30, 0),
+    (8, 1, 3, 0, 0, 0, 0, 0, 0),
+    (8, 2, 3, 2, 0, 1, 1, 30, 1),
+    (16, 1, 3, 1, 1, 0, 0, 0, 1),
+    (8, 2, 3, 0, 1, 0, 1, 0, 1),
+    (8, 2, 3, 0, 1, 1, 2, 0, 0),
+    (24, 1, 3, 1, 1, 0, 0, 30, 2),
+    (16, 2, 3, 1, 0, 0, 0, 0, 2),
+    (16, 1, 5, 2, 0, 1, 0, 0, 2),
+    (8, 2, 5, 0, 0, 0, 1, 30, 2),
+    (16, 1, 5, 0, 0, 1, 2, 30, 0),
+    (24, 1, 5, 2, 0, 0, 2, 0, 1),
+    (24, 1, 5, 1, 1, 1, 2, 30, 0),
+    (24, 2, 3, 2, 1, 1, 1, 0, 1),
+    (16, 2, 3, 1, 0, 1, 1, 30, 0),
+    (16, 2, 3, 2, 1, 0, 0, 30, 2),
+)
+
+
+def config_name(p: dict) -> str:
+    """``w16-d2-k3-pool-bn-res-gelu-p30-avg``: every choice readable in the name."""
+    return "-".join([
+        f"w{p['width']}", f"d{p['depth']}", f"k{p['kernel']}", _DOWN[p["down"]],
+        "bn" if p["norm"] else "nobn", "res" if p["residual"] else "plain", _ACT[p["act"]],
+        f"p{p['dropout']}", _HEAD[p["head"]],
+    ])
+
+
+def _act(code: int) -> nn.Module:
+    return (nn.ReLU, nn.GELU, nn.Tanh)[code]()
+
+
+class _Block(nn.Module):
+    """conv(k) [+ BN] + activation, with an optional shortcut (1x1 projection when the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: bool, residual: bool, act: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not norm)
+        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
+        self.act = _act(act)
+        self.shortcut = None
+        if residual:
+            same = cin == cout and stride == 1
+            self.shortcut = nn.Identity() if same else nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.norm(self.conv(x))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act(out)
+
+
+class CNN2D(nn.Module):
+    """One ``digits-cnn`` config over ``(in_channels, size, size)`` images, timm-style methods."""
+
+    def __init__(self, params: dict, num_classes: int, in_channels: int = 1, size: int = 8):
+        super().__init__()
+        p = params
+        w, k, down = p["width"], p["kernel"], p["down"]
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, w, k, padding=k // 2, bias=False), nn.BatchNorm2d(w),
+                                  _act(p["act"]))
+        layers, cin = [], w
+        for stage, cout in enumerate((w, 2 * w)):
+            for block in range(p["depth"]):
+                stride = 1
+                if stage == 1 and block == 0:
+                    if down == 2:
+                        layers.append(nn.MaxPool2d(2))
+                        size //= 2
+                    elif down == 1:
+                        stride = 2
+                        size = (size - 1) // 2 + 1
+                layers.append(_Block(cin, cout, k, stride, bool(p["norm"]), bool(p["residual"]), p["act"]))
+                cin = cout
+        self.stages = nn.Sequential(*layers)
+        head = p["head"]
+        self.pool = (nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1), nn.Identity())[head]
+        self.num_features = cin * (size * size if head == 2 else 1)
+        self.drop = nn.Dropout(p["dropout"] / 100)
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (pooled, or flattened for the flatten head), ``(N, num_features)``."""
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@register_space("digits-cnn")
+def digits_cnn() -> SearchSpace:
+    """16 heterogeneous 2-D CNNs for 8x8 grey images (the ``digits`` preset; input ``(1, 8, 8)``)."""
+    configs = []
+    for values in DIGITS_CNN_CONFIGS:
+        p = dict(zip(_FIELDS, values))
+        configs.append(ArchConfig(config_name(p), p))
+
+    def build(config: ArchConfig, num_classes: int) -> CNN2D:
+        return CNN2D(dict(config.params), num_classes)
+
+    return SearchSpace("digits-cnn", (1, 8, 8), configs, build,
+                       description="heterogeneous 2D CNNs for 8x8 grey digits: stem + 2 stages (w, 2w) of depth "
+                                   "conv blocks; width, depth, kernel, downsampling (none/stride/pool), "
+                                   "BatchNorm in stages or not, residual or not, ReLU/GELU/tanh, head dropout, "
+                                   "avg/max/flatten head vary.")
