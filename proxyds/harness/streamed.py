@@ -25,7 +25,7 @@ import torch
 from proxyds.harness.data import TrainRecipe
 from proxyds.harness.evaluate import Harness, _Job, _threads
 from proxyds.harness.settings import EvaluateConfig
-from proxyds.harness.sources import Proxy, SourceData, make_proxies, open_source_data
+from proxyds.harness.sources import SourceData, make_proxies, open_source_data
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, train_probe
 from proxyds.sinks.atomic import atomic_write
