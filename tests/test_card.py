@@ -11,7 +11,6 @@ import datasets
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 from huggingface_hub import DatasetCard
 
 from proxyds.config import BuildConfig
@@ -25,15 +24,7 @@ from helpers import tiny_config, tree_digest
 
 
 @pytest.fixture(scope="module")
-def one_thread_builds():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is several times faster on a shared, busy CPU
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def wds_proxy(parquet_proxy, tmp_path_factory, one_thread_builds):
+def wds_proxy(parquet_proxy, tmp_path_factory):
     """A tiny wds proxy keeping 3 of 10 classes, built on a copy of the session's work dir (its probes)."""
     root = tmp_path_factory.mktemp("card-wds")
     shutil.copytree(parquet_proxy.workdir, root / "work")
@@ -116,7 +107,7 @@ def test_wds_card_shows_the_real_shard_pattern(wds_proxy):
     assert 'wids.ShardListDataset("train.wids.json")' in text
 
 
-def test_rerun_is_byte_identical_card_and_figure_included(parquet_proxy, wds_proxy, one_thread_builds):
+def test_rerun_is_byte_identical_card_and_figure_included(parquet_proxy, wds_proxy):
     again = wds_proxy.parent / "again"  # the same work dir: the stages are reused, every file is written anew
     build(tiny_config(f"hf:{parquet_proxy.src}", again, format="wds", label_reduction="3"))
     first, second = tree_digest(wds_proxy), tree_digest(again)
@@ -126,8 +117,7 @@ def test_rerun_is_byte_identical_card_and_figure_included(parquet_proxy, wds_pro
     assert png.format == "PNG" and "Software" not in png.info  # no matplotlib version in the bytes
 
 
-def test_validation_split_keeps_its_name_and_the_input_license(parquet_proxy, tmp_path, hf_offline,
-                                                               one_thread_builds):
+def test_validation_split_keeps_its_name_and_the_input_license(parquet_proxy, tmp_path, hf_offline):
     src = tmp_path / "src"
     shutil.copytree(parquet_proxy.src / "data", src / "data")
     for p in (src / "data").glob("test-*"):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from proxyds.presets import DIGITS_ARGS, get_preset, materialize_digits, stratified_holdout
 
-pytestmark = pytest.mark.usefixtures("one_thread", "hf_offline")
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 @pytest.fixture(scope="module")

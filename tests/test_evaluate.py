@@ -34,7 +34,9 @@ def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):
             assert ("vs_random" in entry) == (sel != "random")
     assert [c["name"] for c in results["configs"]] == list(tiny["configs"])
     assert all(len(c["full"]) == tiny["full_seeds"] for c in results["configs"])
-    assert {"macs", "params"} == set(results["baselines"]) and "spearman" in results["noise_ceiling"]
+    assert {"macs", "params", "synflow", "naswot"} == set(results["baselines"]) and "spearman" in results["noise_ceiling"]
+    assert all(-1 <= b["spearman"] <= 1 for b in results["baselines"].values())
+    assert "SynFlow (training-free)" in (out / "report.md").read_text() and "naswot" in printed
     assert "every reported accuracy" in results["data"]["evaluation_B"]
 
     report = (out / "report.md").read_text()

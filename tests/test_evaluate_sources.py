@@ -18,7 +18,7 @@ from proxyds.harness.sources import split_reference
 from proxyds.pipeline.scan import OK, SplitIndex
 from proxyds.selection.sampling import proxy_size
 
-pytestmark = pytest.mark.usefixtures("one_thread", "hf_offline")
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 # one-epoch probes on a hundred examples may sit at chance: these smoke runs test the plumbing
 FAST = ["--tiny", "--proxy-seeds", "1", "--epochs", "1", "--build", "probe_epochs=1", "--build",
@@ -85,6 +85,7 @@ def test_evaluate_a_source(kind, scheme, tiny_images, tiny_mnist1d, tmp_path, ca
     r, report = _evaluate(tmp_path, f"{scheme}:{src}", "--space", space, "--input-column", column)
     assert "noise ceiling" in capsys.readouterr().out
     assert set(r["proxies"]) == {"entropy", "random"} and len(r["configs"]) == 3
+    assert {"macs", "params", "synflow", "naswot"} == set(r["baselines"])  # training-free, on streamed inputs
     for entry in r["proxies"].values():
         acc = np.array(entry["0.25"]["accuracy"])
         assert acc.shape == (1, 3) and ((0 <= acc) & (acc <= 1)).all()

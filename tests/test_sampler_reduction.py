@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from proxyds import ManifestSampler
 from proxyds.pipeline.build import build

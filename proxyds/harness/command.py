@@ -155,7 +155,8 @@ def format_evaluation(r: dict, out) -> str:
     ce, b = r["noise_ceiling"], r["baselines"]
     lines = [f"report written to {out} (report.md, results.json, figures)",
              f"  Spearman vs full data (accuracy on split B): noise ceiling {ce['spearman']:.3f}, "
-             f"rank by MACs {b['macs']['spearman']:.3f}, rank by params {b['params']['spearman']:.3f}"]
+             f"rank by MACs {b['macs']['spearman']:.3f}, rank by params {b['params']['spearman']:.3f}"
+             + "".join(f", {k} {v['spearman']:.3f}" for k, v in b.items() if k not in ("macs", "params"))]
     training = r["settings"].get("proxy_training", {})
     if training:
         lines.append("  proxy training: " + "; ".join(

@@ -213,6 +213,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
 
         return evaluate_source(cfg)
     from proxyds.harness import report
+    from proxyds.harness.zerocost import ZERO_COST_BATCH, zero_cost_scores
     from proxyds.presets import cache_dir
     from proxyds.selection.selectors import select_weights
     from proxyds.spaces import get_space
@@ -257,7 +258,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
               "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
               "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
               "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    zero_cost = zero_cost_scores(space, configs, data.x_train[:ZERO_COST_BATCH], data.num_classes)
     results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
-                              notes, timing)
+                              notes, timing, zero_cost)
     report.write(results, cfg.out)
     return results

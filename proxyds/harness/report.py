@@ -31,9 +31,11 @@ def _pct(ratio: float) -> str:
 
 
 def assemble(cfg, data_description: dict, space, configs, num_classes: int, full_acc: np.ndarray,
-             proxy_acc: dict, notes: dict, timing: dict) -> dict:
+             proxy_acc: dict, notes: dict, timing: dict, zero_cost: dict | None = None) -> dict:
     """Results as a JSON-ready dict. ``full_acc`` is (full seeds, configs); ``proxy_acc[(sel, ratio)]``
-    is (proxy seeds, configs); all accuracies are on evaluation split B."""
+    is (proxy seeds, configs); all accuracies are on evaluation split B. ``zero_cost`` maps a
+    training-free score's name to its value per config (:mod:`proxyds.harness.zerocost`),
+    reported as baselines beside rank by MACs and by params."""
     full_mean = full_acc.mean(0)
     macs = np.array([space.macs(c, num_classes) for c in configs], dtype=np.float64)
     params = np.array([space.params(c, num_classes) for c in configs], dtype=np.float64)
@@ -71,7 +73,9 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
                      "full_mean": float(full_mean[i]), "full_std": float(full_acc[:, i].std(ddof=1))
                      if len(full_acc) > 1 else 0.0} for i, c in enumerate(configs)],
         "proxies": proxies,
-        "baselines": {"macs": M.ranking_metrics(full_mean, macs), "params": M.ranking_metrics(full_mean, params)},
+        "baselines": {"macs": M.ranking_metrics(full_mean, macs), "params": M.ranking_metrics(full_mean, params),
+                      **{name: M.ranking_metrics(full_mean, np.asarray(v, dtype=np.float64))
+                         for name, v in (zero_cost or {}).items()}},
         "noise_ceiling": ceiling,
         "discriminative": {"accuracy_spread_points": 100 * spread, "macs_spearman": macs_rho,
                            "noise_ceiling": ceiling["spearman"], "configs": len(configs),
@@ -188,7 +192,10 @@ def _md_baselines(r: dict) -> list[str]:
     lines = ["", "## Zero-cost baselines and noise ceiling", "",
              "| ranking | Spearman | Kendall τ | top-half Spearman | top-1 kept | regret (points) |",
              "|---|---|---|---|---|---|"]
-    for name, b in (("rank by MACs", r["baselines"]["macs"]), ("rank by params", r["baselines"]["params"])):
+    labels = {"macs": "rank by MACs", "params": "rank by params", "synflow": "SynFlow (training-free)",
+              "naswot": "NASWOT (training-free)"}
+    for key, b in r["baselines"].items():
+        name = labels.get(key, key)
         lines.append(f"| {name} | {_num(b['spearman'])} | {_num(b['kendall'])} | {_num(b['top_half_spearman'])} | "
                      f"{int(b['top1_kept'])} | {100 * b['regret']:.2f} |")
     lines.append(f"| noise ceiling: full seed vs full seed ({ce['seed_pairs']} pairs) | {_num(ce['spearman'])} | | "

@@ -26,6 +26,7 @@ from proxyds.harness.data import TrainRecipe
 from proxyds.harness.evaluate import Harness, _Job, _threads
 from proxyds.harness.settings import EvaluateConfig
 from proxyds.harness.sources import SourceData, make_proxies, open_source_data
+from proxyds.harness.zerocost import ZERO_COST_BATCH, zero_cost_scores
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, train_probe
 from proxyds.sinks.atomic import atomic_write
@@ -173,7 +174,10 @@ def evaluate_source(cfg: EvaluateConfig) -> dict:
               "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
               "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
               "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    first = next(iter(harness._loader(data.plan.train, data.train, "train", data.train.ok.copy(), ZERO_COST_BATCH,
+                                      None)))  # the first usable train examples, as the in-memory path takes
+    zero_cost = zero_cost_scores(space, configs, torch.as_tensor(first.x), data.num_classes)
     results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
-                              made.notes, timing)
+                              made.notes, timing, zero_cost)
     report.write(results, cfg.out)
     return results

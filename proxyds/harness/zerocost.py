@@ -28,7 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ZERO_COST", "synflow", "naswot", "zero_cost_scores"]
+__all__ = ["ZERO_COST", "ZERO_COST_BATCH", "synflow", "naswot", "zero_cost_scores"]
+
+#: Train examples NASWOT's kernel is computed over (the paper's batch size).
+ZERO_COST_BATCH = 128
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Hardswish, nn.Mish)
 
