@@ -85,17 +85,20 @@ def _act(code: int) -> nn.Module:
 
 
 class _Block(nn.Module):
-    """conv(k) [+ BN] + activation, with an optional shortcut (1x1 projection when the shape changes)."""
+    """conv(k) [+ BN] + activation, with an optional shortcut (1x1 projection when the shape changes);
+    ``dims`` 1 for signals (this space), 2 for images (``digits-cnn``)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: bool, residual: bool, act: int):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: bool, residual: bool, act: int,
+                 dims: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not norm)
-        self.norm = nn.BatchNorm1d(cout) if norm else nn.Identity()
+        conv, batchnorm = {1: (nn.Conv1d, nn.BatchNorm1d), 2: (nn.Conv2d, nn.BatchNorm2d)}[dims]
+        self.conv = conv(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not norm)
+        self.norm = batchnorm(cout) if norm else nn.Identity()
         self.act = _act(act)
         self.shortcut = None
         if residual:
             same = cin == cout and stride == 1
-            self.shortcut = nn.Identity() if same else nn.Conv1d(cin, cout, 1, stride=stride, bias=False)
+            self.shortcut = nn.Identity() if same else conv(cin, cout, 1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.norm(self.conv(x))

@@ -30,14 +30,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cnn1d import _FIELDS, _Block, _act, config_name  # the same blocks and names, in 2-D
 from .registry import ArchConfig, SearchSpace, register_space
 
 __all__ = ["DIGITS_CNN_CONFIGS", "CNN2D"]
 
-_DOWN = ("none", "stride", "pool")
-_ACT = ("relu", "gelu", "tanh")
-_HEAD = ("avg", "max", "flat")
-_FIELDS = ("width", "depth", "kernel", "down", "norm", "residual", "act", "dropout", "head")
 
 #: (width, depth, kernel, down, norm, residual, act, dropout, head), frozen; see the module doc.
 DIGITS_CNN_CONFIGS: tuple[tuple[int, ...], ...] = (
@@ -60,39 +57,6 @@ DIGITS_CNN_CONFIGS: tuple[tuple[int, ...], ...] = (
 )
 
 
-def config_name(p: dict) -> str:
-    """``w16-d2-k3-pool-bn-res-gelu-p30-avg``: every choice readable in the name."""
-    return "-".join([
-        f"w{p['width']}", f"d{p['depth']}", f"k{p['kernel']}", _DOWN[p["down"]],
-        "bn" if p["norm"] else "nobn", "res" if p["residual"] else "plain", _ACT[p["act"]],
-        f"p{p['dropout']}", _HEAD[p["head"]],
-    ])
-
-
-def _act(code: int) -> nn.Module:
-    return (nn.ReLU, nn.GELU, nn.Tanh)[code]()
-
-
-class _Block(nn.Module):
-    """conv(k) [+ BN] + activation, with an optional shortcut (1x1 projection when the shape changes)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: bool, residual: bool, act: int):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not norm)
-        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
-        self.act = _act(act)
-        self.shortcut = None
-        if residual:
-            same = cin == cout and stride == 1
-            self.shortcut = nn.Identity() if same else nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.norm(self.conv(x))
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return self.act(out)
-
-
 class CNN2D(nn.Module):
     """One ``digits-cnn`` config over ``(in_channels, size, size)`` images, timm-style methods."""
 
@@ -113,7 +77,7 @@ class CNN2D(nn.Module):
                     elif down == 1:
                         stride = 2
                         size = (size - 1) // 2 + 1
-                layers.append(_Block(cin, cout, k, stride, bool(p["norm"]), bool(p["residual"]), p["act"]))
+                layers.append(_Block(cin, cout, k, stride, bool(p["norm"]), bool(p["residual"]), p["act"], dims=2))
                 cin = cout
         self.stages = nn.Sequential(*layers)
         head = p["head"]
