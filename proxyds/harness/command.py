@@ -157,10 +157,12 @@ def format_evaluation(r: dict, out) -> str:
              f"  Spearman vs full data (accuracy on split B): noise ceiling {ce['spearman']:.3f}, "
              f"rank by MACs {b['macs']['spearman']:.3f}, rank by params {b['params']['spearman']:.3f}"
              + "".join(f", {k} {v['spearman']:.3f}" for k, v in b.items() if k not in ("macs", "params"))]
-    training = r["settings"].get("proxy_training", {})
+    training, cost = r["settings"].get("proxy_training", {}), r["settings"].get("proxy_cost", {})
     if training:
         lines.append("  proxy training: " + "; ".join(
             f"{float(ratio) * 100:g}%: {t['epochs']} epochs, batch {t['batch_size']}, lr {t['lr']:.3g}"
+            + (f" ({cost[ratio]['steps_fraction']:.2f} of the full run's steps, "
+               f"{cost[ratio]['flops_fraction']:.2f} of its FLOPs)" if ratio in cost else "")
             for ratio, t in training.items()))
     for sel, by_ratio in r["proxies"].items():
         cells = [f"{float(ratio) * 100:g}%: {e['metrics']['spearman']['mean']:.3f} ± "

@@ -65,6 +65,8 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
                      "proxy_seeds": cfg.proxy_seeds, "recipe": asdict(cfg.recipe),
                      "proxy_recipe": cfg.proxy_recipe.to_json(),
                      "proxy_training": {str(r): asdict(cfg.proxy_training(r)) for r in cfg.ratios},
+                     "proxy_cost": {str(r): cfg.proxy_cost(r, int(data_description["sizes"]["train"]))
+                                    for r in cfg.ratios},
                      "data": asdict(cfg.data),
                      "seeds": data_description.get("seeds", "full run s: train seed s; proxy run s: draw seed s "
                                                             "(every selector), train seed 1000+s")},
@@ -146,6 +148,9 @@ def _md_settings(r: dict) -> list[str]:
             f"- full-data training: `{json.dumps(st['recipe'])}`",
             f"- proxy training: `{json.dumps(st.get('proxy_training', st['recipe']))}` "
             f"(proxy recipe `{json.dumps(st.get('proxy_recipe', {}))}`)",
+            *[f"- cost of one {_pct(float(ratio))} proxy run: {c['steps']:,} optimiser steps against the full "
+              f"run's {c['full_steps']:,} ({c['steps_fraction']:.2f}), {c['flops_fraction']:.2f} of its FLOPs"
+              for ratio, c in st.get("proxy_cost", {}).items()],
             f"- {st['full_seeds']} full-data seeds; {st['proxy_seeds']} proxy seeds per selector and ratio "
             f"({st['seeds']})", "",
             "## Table 1: accuracy (%) on split B, mean over seeds", ""]

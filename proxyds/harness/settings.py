@@ -145,6 +145,19 @@ class EvaluateConfig:
                                                          ratio)
         return replace(self.recipe, epochs=epochs, batch_size=batch_size, lr=lr)
 
+    def proxy_cost(self, ratio: float, num_train: int) -> dict:
+        """What one proxy run of ``ratio`` costs beside one full-data run of ``num_train`` examples:
+        optimiser steps and training FLOPs (examples x epochs: the same model, so the same FLOPs
+        per example), each also as a fraction of the full run's."""
+        if isinstance(num_train, bool) or not isinstance(num_train, int) or num_train < 1:
+            raise ValueError(f"num_train must be a positive int (got {num_train!r})")
+        full, proxy = self.recipe, self.proxy_training(ratio)
+        k = proxy_size(ratio, num_train)
+        steps = -(-k // proxy.batch_size) * proxy.epochs
+        full_steps = -(-num_train // full.batch_size) * full.epochs
+        return {"examples": k, "steps": steps, "full_steps": full_steps, "steps_fraction": steps / full_steps,
+                "flops_fraction": (k * proxy.epochs) / (num_train * full.epochs)}
+
     @classmethod
     def from_benchmark(cls, name: str, out, **overrides) -> "EvaluateConfig":
         """The benchmark ``name``'s settings, with ``overrides`` (None values ignored): any field,
