@@ -38,6 +38,8 @@ def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):
     assert all(-1 <= b["spearman"] <= 1 for b in results["baselines"].values())
     assert "SynFlow (training-free)" in (out / "report.md").read_text() and "naswot" in printed
     assert set(results["settings"]["proxy_cost"]) == {str(r) for r in tiny["ratios"]}
+    assert isinstance(results["discriminative"]["is_discriminative"], bool)
+    assert "issue" not in (out / "report.md").read_text() + (out / "results.json").read_text()  # no internal jargon
     assert "optimiser steps against the full run's" in (out / "report.md").read_text() and "of its FLOPs" in printed
     assert "every reported accuracy" in results["data"]["evaluation_B"]
 

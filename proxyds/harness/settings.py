@@ -13,8 +13,9 @@ from proxyds.selection.sampling import proxy_size
 
 __all__ = ["BENCHMARKS", "DEFAULT_SELECTORS", "SourceSpec", "EvaluateConfig", "TINY_SOURCE"]
 
-#: Named evaluation settings. ``mnist1d-cnn`` is the discriminative standard benchmark (issue 3
-#: item 5; the setting measured in issue 8); ``tiny`` is a CI smoke run of a few seconds.
+#: Named evaluation settings. ``mnist1d-cnn`` is the discriminative standard benchmark (see
+#: ``report.DISCRIMINATIVE``; the setting docs/benchmarks-selectors.md measures); ``tiny`` is a CI
+#: smoke run of a few seconds.
 BENCHMARKS: dict[str, dict] = {
     "mnist1d-cnn": dict(
         data=DataSpec({"num_samples": 40_000, "train_split": 0.5, "iid_noise_scale": 0.05,
