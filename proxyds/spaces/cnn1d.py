@@ -107,7 +107,32 @@ class _Block(nn.Module):
         return self.act(out)
 
 
-class CNN1D(nn.Module):
+class _ConvNet(nn.Module):
+    """``stem`` -> ``stages`` -> the config's head (avg / max pool or flatten, dropout, linear),
+    with timm-style methods; shared by ``cnn1d`` and ``digits-cnn`` (``dims`` 1 or 2)."""
+
+    def _add_head(self, p: dict, channels: int, positions: int, num_classes: int, dims: int) -> None:
+        """``positions``: spatial positions after the stages (flattened by head 2)."""
+        avg, peak = {1: (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d),
+                     2: (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)}[dims]
+        head = p["head"]
+        self.pool = (avg(1), peak(1), nn.Identity())[head]
+        self.num_features = channels * (positions if head == 2 else 1)
+        self.drop = nn.Dropout(p["dropout"] / 100)
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (pooled, or flattened for the flatten head), ``(N, num_features)``."""
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class CNN1D(_ConvNet):
     """One ``cnn1d`` config over ``(in_channels, length)`` signals, timm-style methods."""
 
     def __init__(self, params: dict, num_classes: int, in_channels: int = 1, length: int = 40):
@@ -132,21 +157,7 @@ class CNN1D(nn.Module):
                 layers.append(_Block(cin, cout, k, stride, bool(p["norm"]), bool(p["residual"]), p["act"]))
                 cin = cout
         self.stages = nn.Sequential(*layers)
-        head = p["head"]
-        self.pool = (nn.AdaptiveAvgPool1d(1), nn.AdaptiveMaxPool1d(1), nn.Identity())[head]
-        self.num_features = cin * (length if head == 2 else 1)
-        self.drop = nn.Dropout(p["dropout"] / 100)
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (pooled, or flattened for the flatten head), ``(N, num_features)``."""
-        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        self._add_head(p, cin, length, num_classes, dims=1)
 
 
 @register_space("cnn1d")

@@ -27,10 +27,9 @@ per example, and frozen here so that names and cached results stay stable.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .cnn1d import _FIELDS, _Block, _act, config_name  # the same blocks and names, in 2-D
+from .cnn1d import _FIELDS, _Block, _ConvNet, _act, config_name  # the same blocks and names, in 2-D
 from .registry import ArchConfig, SearchSpace, register_space
 
 __all__ = ["DIGITS_CNN_CONFIGS", "CNN2D"]
@@ -57,7 +56,7 @@ DIGITS_CNN_CONFIGS: tuple[tuple[int, ...], ...] = (
 )
 
 
-class CNN2D(nn.Module):
+class CNN2D(_ConvNet):
     """One ``digits-cnn`` config over ``(in_channels, size, size)`` images, timm-style methods."""
 
     def __init__(self, params: dict, num_classes: int, in_channels: int = 1, size: int = 8):
@@ -80,21 +79,7 @@ class CNN2D(nn.Module):
                 layers.append(_Block(cin, cout, k, stride, bool(p["norm"]), bool(p["residual"]), p["act"], dims=2))
                 cin = cout
         self.stages = nn.Sequential(*layers)
-        head = p["head"]
-        self.pool = (nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1), nn.Identity())[head]
-        self.num_features = cin * (size * size if head == 2 else 1)
-        self.drop = nn.Dropout(p["dropout"] / 100)
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (pooled, or flattened for the flatten head), ``(N, num_features)``."""
-        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        self._add_head(p, cin, size * size, num_classes, dims=2)
 
 
 @register_space("digits-cnn")
