@@ -93,6 +93,16 @@ def add_evaluate_parser(sub, *parents: argparse.ArgumentParser) -> None:
 
 def _evaluate_source_options(e) -> None:
     """The options of `proxyds evaluate DATASET` (a preset or hf:/wds: source)."""
+    u = e.add_argument_group("the benchmark suite the build's defaults are chosen on")
+    u.add_argument("--suite", default=None, metavar="NAME",
+                   help="run a suite instead of one benchmark: 'selectors' (MNIST-1D draws x sampled spaces, a "
+                        "tuning and a held-out half; docs/benchmarks-selectors.md) or 'tiny' (a smoke run)")
+    u.add_argument("--members", type=_csv(str), default=None,
+                   help="only these members of the suite (to spread it over processes; the report is written by "
+                        "a run without --members)")
+    u.add_argument("--phase", choices=("recipes", "selectors", "all"), default="all",
+                   help="recipes: the candidate proxy recipes on the tuning half; selectors: every selector with "
+                        "the chosen recipe; all (default): both, then the report")
     g = e.add_argument_group("a dataset as `proxyds build` takes it")
     g.add_argument("--data", default=None, help="where a preset's data lives (as build's --data)")
     for flag, what in (("--input-column", "column / tar field the models read"),
@@ -129,6 +139,8 @@ def run_evaluate(args) -> int:
     """Run ``proxyds evaluate`` from its parsed arguments; print the summary; exit status 0."""
     from proxyds.harness.evaluate import BENCHMARKS, EvaluateConfig, evaluate
 
+    if args.suite is not None:
+        return _run_suite(args)
     fields = {k: getattr(args, k) for k in ("space", "configs", "selectors", "ratios", "full_seeds", "proxy_seeds",
                                             "epochs", "batch_size", "lr", "weight_decay", "train", "reference",
                                             "evaluation", "workers", "threads", "cache", "device",
@@ -148,6 +160,25 @@ def run_evaluate(args) -> int:
                                          evaluation_fraction=args.evaluation_fraction, split_seed=args.split_seed,
                                          **fields)
     print(format_evaluation(evaluate(cfg), cfg.out))
+    return 0
+
+
+def _run_suite(args) -> int:
+    from proxyds.harness.suite import run_suite
+
+    given = [k for k in ("space", "configs", "selectors", "ratios", "full_seeds", "proxy_seeds", "epochs", "batch_size",
+                         "lr", "train", "mnist1d", "data", "build") if getattr(args, k) is not None]
+    if given or args.benchmark != "mnist1d-cnn" or args.tiny:
+        bad = f"--{given[0].replace('_', '-')}" if given else ("--tiny" if args.tiny else args.benchmark)
+        raise ValueError(f"--suite runs its own fixed settings; drop {bad} (or drop --suite)")
+    result = run_suite(args.suite, args.out, cache=args.cache, members=args.members, phase=args.phase)
+    if result is None:
+        print(f"suite {args.suite}: phase {args.phase} done for {', '.join(args.members or ['every member'])}; "
+              f"run it without --members to write the report")
+        return 0
+    d = result["default"]
+    print(f"report written to {args.out} (suite.md, suite.json, frontier.png)\n"
+          f"  recipe chosen: {result['recipe_choice']['chosen']}\n  default selector: {d['chosen']} ({d['why']})")
     return 0
 
 

@@ -137,8 +137,9 @@ class EvaluateConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer (got {v!r})")
-        if self.configs is not None and len(self.configs) < 2:
-            raise ValueError(f"a ranking needs at least 2 configs (got {self.configs!r})")
+        if self.configs is not None and len(self.configs) < 3:
+            raise ValueError(f"a ranking needs at least 3 configs, so that its top half holds 2 (got "
+                             f"{self.configs!r})")
 
     def proxy_training(self, ratio: float) -> TrainRecipe:
         """The recipe a proxy of ``ratio`` trains with: ``proxy_recipe`` applied to ``recipe``."""

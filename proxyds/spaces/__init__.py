@@ -10,7 +10,7 @@ your own with ``@register_space("name")`` over a zero-argument factory, or name 
 another module as ``"pkg.module:attr"`` and load it with :func:`resolve_space`.
 """
 
-from . import cnn1d, cnn2d, mlp1d  # noqa: F401  (register the cnn1d, digits-cnn and mlp1d spaces)
+from . import cnn1d, cnn2d, mlp1d, sampled  # noqa: F401  (register cnn1d, digits-cnn, mlp1d and the sampled spaces)
 from .efficientnet import EfficientNetCifar
 from .registry import (
     ArchConfig,
