@@ -93,7 +93,6 @@ def _member_config(suite: dict, member: Member, out: Path, cache: Path, *, selec
                    proxy_recipe: ProxyRecipe):
     from proxyds.harness.settings import EvaluateConfig
     from proxyds.presets import materialize_mnist1d
-
     from proxyds.spaces import get_space
 
     data = materialize_mnist1d(suite["draws"][member.draw])

@@ -7,8 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from proxyds.harness.report import _finite, _pct, _plt
 
 __all__ = ["write_suite", "plot_frontier", "suite_markdown"]
