@@ -5,7 +5,8 @@ crosses MNIST-1D draws made with different generator settings (noise, shear, tra
 scale) with search spaces drawn with a seed from the ``cnn1d`` and ``mlp1d`` grids
 (:mod:`proxyds.spaces.sampled`), and fixes, before anything is measured, which members are the
 **tuning** half (draws ``d1``, ``d2``; spaces ``*-s1``, ``*-s2``) and which the **held-out**
-half (draws ``d3``, ``d4``; spaces ``*-s3``, ``*-s4``): no data setting and no space is shared.
+half (draws ``d3``, ``d4``; spaces ``*-s3``, ``*-s4``; and real images: the ``digits`` preset
+with ``digits-cnn``): no data setting and no space is shared.
 
 Every member is a :func:`~proxyds.harness.streamed.evaluate_source` run: its proxies are made
 by the build's own stages with the build's defaults (probes, signal check, label reduction,
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from proxyds.harness.data import TrainRecipe
-from proxyds.recipe import RECOMMENDED, SAME, ProxyRecipe
+from proxyds.recipe import BATCH_BY_RATIO, SAME, ProxyRecipe
 
 __all__ = ["Member", "SUITES", "run_suite", "choose_recipe", "choose_selector", "half_summary"]
 
@@ -57,22 +58,32 @@ DRAWS = {
 
 @dataclass(frozen=True)
 class Member:
-    """One benchmark of the suite: an MNIST-1D draw, a space, and the half it belongs to."""
+    """One benchmark of the suite: an MNIST-1D draw (or ``source``: a dataset ``proxyds build``
+    takes, instead of a draw), a space, and the half it belongs to; ``configs`` (a number: that
+    many configs spread by MACs), ``recipe`` and ``build`` (more build settings) override the suite's."""
 
     name: str
-    draw: str
+    draw: str | None
     space: str
     half: str  # "tuning" or "held-out"
+    source: str | None = None
+    configs: int | None = None
+    recipe: TrainRecipe | None = None
+    build: tuple[tuple[str, object], ...] = ()
 
 
 SUITES: dict[str, dict] = {
     "selectors": dict(
         draws=DRAWS,
         members=tuple(Member(f"{d}-{kind}", d, f"{kind}-s{d[1]}", "tuning" if d in ("d1", "d2") else "held-out")
-                      for d in DRAWS for kind in ("cnn1d", "mlp1d")),
+                      for d in DRAWS for kind in ("cnn1d", "mlp1d"))
+        # real images: scikit-learn's digits, 8 of digits-cnn's 16 configs spread by MACs (its recipe:
+        # docs/benchmarks.md)
+        + (Member("digits", None, "digits-cnn", "held-out", source="digits", configs=8,
+                  recipe=TrainRecipe(epochs=8, batch_size=64, lr=2e-3), build=(("workers", 0),)),),
         recipe=TrainRecipe(epochs=10, batch_size=128, lr=2e-3), ratios=(0.05, 0.1), full_seeds=2, proxy_seeds=5,
         selectors=("random", "class-balanced", "entropy", "probe", "entropy-committee", "easy-soft"),
-        recipes={"batch x ratio (v0.1 default)": RECOMMENDED,
+        recipes={"batch x ratio (v0.1 default)": BATCH_BY_RATIO,
                  "same (paper)": SAME,
                  "same batch, 1.5x epochs": ProxyRecipe(epoch_scale=1.5),
                  "batch x ratio^0.25": ProxyRecipe(batch_power=0.25, lr_batch_power=0.5)},
@@ -85,7 +96,7 @@ SUITES: dict[str, dict] = {
         members=(Member("t1-cnn1d", "t1", "cnn1d-s1", "tuning"), Member("t2-mlp1d", "t2", "mlp1d-s3", "held-out")),
         recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.25,), full_seeds=2, proxy_seeds=2,
         configs=3, selectors=("random", "class-balanced", "entropy"),
-        recipes={"same (paper)": SAME, "batch x ratio (v0.1 default)": RECOMMENDED}, recipe_seeds=2, max_cost=0.5),
+        recipes={"same (paper)": SAME, "batch x ratio (v0.1 default)": BATCH_BY_RATIO}, recipe_seeds=2, max_cost=0.5),
 }
 
 
@@ -95,15 +106,16 @@ def _member_config(suite: dict, member: Member, out: Path, cache: Path, *, selec
     from proxyds.presets import materialize_mnist1d
     from proxyds.spaces import get_space
 
-    data = materialize_mnist1d(suite["draws"][member.draw])
-    r, n = suite["recipe"], suite.get("configs")
+    source, data = (member.source, None) if member.source else ("mnist1d", str(materialize_mnist1d(
+        suite["draws"][member.draw])))
+    r, n = member.recipe or suite["recipe"], member.configs or suite.get("configs")
     configs = tuple(c.name for c in get_space(member.space).probes(n)) if n else None
-    return EvaluateConfig.from_source("mnist1d", out, data=str(data), space=member.space, selectors=tuple(selectors),
+    return EvaluateConfig.from_source(source, out, data=data, space=member.space, selectors=tuple(selectors),
                                       configs=configs,
                                       ratios=suite["ratios"], full_seeds=suite["full_seeds"], proxy_seeds=proxy_seeds,
                                       epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
                                       proxy_recipe=proxy_recipe, cache=cache / member.name,
-                                      build=dict(suite.get("build", {})))
+                                      build={**suite.get("build", {}), **dict(member.build)})
 
 
 def _slug(text: str) -> str:
@@ -261,7 +273,7 @@ def assemble_suite(name: str, out) -> dict:
     held = halves["held-out"]["selectors"].get(default["chosen"], {})
     default["held_out_beats_random"] = (default["chosen"] != "random"
                                         and all(v["vs_random"]["beats_by_2sd"] for v in held.values()))
-    members = {m.name: {"draw": m.draw, "generator": suite["draws"][m.draw], "space": m.space, "half": m.half,
+    members = {m.name: {"draw": m.draw, "generator": suite["draws"].get(m.draw, {"source": m.source}), "space": m.space, "half": m.half,
                         "discriminative": selectors[m.name]["discriminative"],
                         "noise_ceiling": selectors[m.name]["noise_ceiling"]["spearman"],
                         "spearman": {s: {r: e["metrics"]["spearman"]["mean"] for r, e in by.items()}
