@@ -45,15 +45,20 @@ class _Examples(IterableDataset):
         self.source, self.what, self.column, self.shape = source, what, column, tuple(shape)
         self.on_error, self.batch_size, self.shuffle_seed, self.buffer = on_error, batch_size, shuffle_seed, buffer
         self.ok = index.ok if usable is None else usable
-        counts = np.bincount(index.shard_ids, minlength=len(index.shards))
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.counts = np.bincount(index.shard_ids, minlength=len(index.shards))
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self.shards = list(range(len(self.starts))) if shards is None else list(shards)
         self.epoch = 0
 
     def _stream(self, shards: list[int]):
         for shard in shards:
             start = int(self.starts[shard])
+            keep = self.ok[start:start + int(self.counts[shard])]
+            select = getattr(self.source, "selected_examples", None)
             try:
+                if select is not None:  # a source that can skip unread rows cheaply (parquet)
+                    yield from ((start + j, ex) for j, ex in select(shard, start, keep))
+                    continue
                 for j, ex in enumerate(self.source.shard_examples(shard, start)):
                     if self.ok[start + j]:
                         yield start + j, ex

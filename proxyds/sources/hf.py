@@ -21,6 +21,8 @@ import os
 import re
 from collections.abc import Iterator
 
+import numpy as np
+
 from proxyds.sources.base import Example, SplitInfo
 
 __all__ = ["HFSource", "check_dataset_dir"]
@@ -33,6 +35,8 @@ class HFSource:
     and features; local parquet shards are then read row group by row group with pyarrow
     (the same values ``datasets`` gives with decoding off), anything else with ``datasets``
     streaming."""
+
+    read_batch = 1024  # parquet rows converted at a time by selected_examples
 
     def __init__(self, location: str, split: str, *, label_column: str = "label", key_column: str | None = None):
         import datasets
@@ -127,6 +131,24 @@ class HFSource:
             label = row.get(self.label_column)
             key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + i:08d}"
             yield Example(key=key, label=label, payload=row, shard=name)
+
+    def selected_examples(self, index: int, start: int, keep: np.ndarray) -> Iterator[tuple[int, Example]]:
+        """``(row, example)`` for the rows of shard ``index`` where ``keep`` (bool per row) is set:
+        the same examples, in the same order, as filtering :meth:`shard_examples`, but parquet
+        rows that are not kept are never converted to Python (pyarrow ``take`` per batch)."""
+        if not self.worker_safe:
+            yield from ((i, ex) for i, ex in enumerate(self.shard_examples(index, start)) if keep[i])
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name, offset = self.shards[index], 0
+        for batch in pq.ParquetFile(self.files[index]).iter_batches(batch_size=self.read_batch):
+            rows = np.flatnonzero(keep[offset:offset + batch.num_rows])
+            for i, row in zip(rows.tolist(), batch.take(pa.array(rows)).to_pylist() if len(rows) else ()):
+                key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + offset + i:08d}"
+                yield offset + i, Example(key=key, label=row.get(self.label_column), payload=row, shard=name)
+            offset += batch.num_rows
 
     def __iter__(self) -> Iterator[Example]:
         start = 0
