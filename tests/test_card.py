@@ -79,7 +79,7 @@ def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     assert "case importance" not in text  # the paper's probe weighting did not run
     assert "exactly 48 = round(0.1 x 480 usable train examples) drawn from them" in text and "seed 0" in text
     assert "`--label-reduction off`): none, all 10 classes kept" in text
-    assert "batch size x ratio^1" in text and "-> 10 epochs, batch 16" in text  # proxyds.recipe.RECOMMENDED
+    assert "batch size x ratio^0.25" in text and "-> 10 epochs, batch 72" in text  # proxyds.recipe.RECOMMENDED
     assert "![Train examples kept per class" in text and "(classes.png)" in text
     record = json.loads((wds_proxy / "proxy.json").read_text())
     red = record["summary"]["label_reduction"]
