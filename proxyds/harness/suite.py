@@ -206,7 +206,7 @@ def choose_recipe(suite: dict, by_recipe: dict) -> dict:
     if not cheap:
         raise ValueError(f"no candidate recipe costs at most {suite['max_cost']} of the full run at the largest ratio")
     chosen = max(cheap, key=lambda label: rows[label]["mean_spearman"])
-    return {"recipes": rows, "chosen": chosen,
+    return {"recipes": rows, "chosen": chosen, "max_cost": suite["max_cost"],
             "rule": f"the best mean Spearman (random proxies, tuning half) among the recipes whose largest proxy "
                     f"costs at most {suite['max_cost']:g} of the full run in optimiser steps and in FLOPs"}
 

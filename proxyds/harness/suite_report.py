@@ -36,8 +36,16 @@ def plot_frontier(choice: dict, path: Path) -> None:
         for r, xi, yi in zip(ratios, x, y):
             ax.annotate(f"{_pct(float(r))}, FLOPs {row['cost'][r]['flops_fraction']:.2f}", (xi, yi), fontsize=7,
                         xytext=(4, -10), textcoords="offset points")
+    limit = choice.get("max_cost")
+    if limit:
+        ax.axvline(limit, color="grey", ls=":", lw=1)
+        ax.annotate(f"cost limit: {limit:g} of the full run", (limit, 0.96), xycoords=("data", "axes fraction"),
+                    fontsize=7, color="grey", xytext=(3, 0), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("proxy run's optimiser steps / full run's (log)")
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1.0) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xlabel("proxy run's optimiser steps / full run's (log scale)")
     ax.set_ylabel("Spearman vs full data (random proxies)")
     ax.set_title("Cost and ranking quality of the proxy recipes (tuning half)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
