@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from proxyds.config import BuildConfig, read_config_file
+from proxyds.config import DEFAULT_SELECTOR, DEFAULT_SELECTOR_EVIDENCE, BuildConfig, read_config_file
 
 __all__ = ["MissingSetting", "build_config", "run_build", "format_summary", "format_plan"]
 
@@ -64,7 +64,8 @@ def format_summary(s: dict, out, stage_seconds: dict) -> str:
         lines.append(f"  label reduction: {red['reason']}; kept {len(red['kept_classes'])} classes, "
                      f"dropped {len(red['dropped_classes'])}")
     if "selector" in s:
-        lines.append(f"  selector: {s['selector']}")
+        lines.append(f"  selector: {s['selector']}" + (f" (the default, because {DEFAULT_SELECTOR_EVIDENCE})"
+                                                       if s["selector"] == DEFAULT_SELECTOR else ""))
     if "proxy_training" in s:
         lines.append(f"  recommended proxy training: {s['proxy_training']['text']}")
         lines.append(f"    e.g. {s['proxy_training']['example'].split(': ', 1)[-1]}")

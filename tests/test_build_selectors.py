@@ -24,10 +24,10 @@ from helpers import tiny_config
 
 @pytest.fixture(scope="module")
 def builds(tiny_mnist1d, tmp_path_factory):
-    """The same probes (shared workdir) with the paper's selector and with the default one."""
+    """The same probes (shared workdir) with the paper's selector, entropy and the default one."""
     root = tmp_path_factory.mktemp("sel")
     out = {}
-    for name in ("probe", DEFAULT_SELECTOR):
+    for name in ("probe", "entropy", DEFAULT_SELECTOR):
         cfg = tiny_config(f"hf:{tiny_mnist1d}", root / name, selector=name, workdir=root / "work", probe_epochs=8, lr=1e-2)
         out[name] = (build(cfg), pq.read_table(root / name / "manifest.parquet").to_pandas())
     return out
@@ -45,9 +45,18 @@ def test_score_batch_true_prob_and_entropy_by_hand():
     assert preds.shape == (1, 5) and feats.shape == (5, 8)
 
 
-def test_default_build_importance_is_the_entropy_weights_of_the_upper_probe(builds):
+def test_default_build_is_a_random_subset_and_says_why(builds):
     result, m = builds[DEFAULT_SELECTOR]
-    assert result.summary["selector"] == DEFAULT_SELECTOR == "entropy"
+    assert result.summary["selector"] == DEFAULT_SELECTOR == "random"
+    assert m["importance"].eq(1.0).all() and m["selected"].sum() == 48
+    card = (result.out / "README.md").read_text()
+    assert "**Why `random`**: it is proxyds' default because in proxyds' measurements selection by importance " \
+           "did not beat a random subset" in card
+
+
+def test_entropy_build_importance_is_the_entropy_weights_of_the_upper_probe(builds):
+    result, m = builds["entropy"]
+    assert result.summary["selector"] == "entropy"
     assert m["importance"].gt(0).all() and math.isclose(m["keep_prob"].sum(), 1.0, rel_tol=1e-9)
     # entropy-bin weights: a bin of c examples has weight (max_count - c + 1) / c each, so the
     # examples sharing a weight w (one bin, or several of equal count) sum to a whole number >= 1

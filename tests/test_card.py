@@ -74,7 +74,7 @@ def test_card_parses_and_holds_its_data_fields(parquet_proxy):
 
 def test_card_text_names_the_build_that_ran(parquet_proxy, wds_proxy):
     text = _card(parquet_proxy.out).text
-    assert "**Selector `entropy`**" in text and "Na et al." in text
+    assert "**Selector `random`**" in text and "**Why `random`**: it is proxyds' default" in text
     assert "License: `unknown` (neither `--license` nor the input's dataset card gave one)." in text
     assert "case importance" not in text  # the paper's probe weighting did not run
     assert "exactly 48 = round(0.1 x 480 usable train examples) drawn from them" in text and "seed 0" in text

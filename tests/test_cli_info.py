@@ -17,7 +17,7 @@ def test_info_prints_the_counts_selector_probes_recipe_and_files(parquet_proxy, 
     text = capsys.readouterr().out
     s = json.loads((parquet_proxy.out / "proxy.json").read_text())["summary"]
     assert f"train 480 examples (480 usable) -> selected {s['num_selected']}" in text
-    assert "selector entropy, ratio 0.1, seed 0, space resnet1d" in text
+    assert "selector random, ratio 0.1, seed 0, space resnet1d" in text
     assert "split train: 48 rows in 8 files" in text and "split test: 120 rows in 8 files" in text
     assert "manifest: 480 rows, 48 selected, 0 skipped" in text
     assert "classes: 10 of 10 kept" in text
@@ -32,7 +32,7 @@ def test_info_json_is_one_object_that_matches_the_output(parquet_proxy, capsys):
     info = json.loads(capsys.readouterr().out)  # the whole of stdout is one JSON object
     record = json.loads((parquet_proxy.out / "proxy.json").read_text())
     assert info["train"] == {"examples": 480, "usable": 480, "selected": record["summary"]["num_selected"]}
-    assert (info["selector"], info["ratio"], info["seed"]) == ("entropy", 0.1, 0)
+    assert (info["selector"], info["ratio"], info["seed"]) == ("random", 0.1, 0)
     assert info["classes"]["kept"] == [str(i) for i in range(10)] and info["classes"]["dropped"] == []
     on_disk = {p.relative_to(parquet_proxy.out).as_posix(): p.stat().st_size
                for p in parquet_proxy.out.rglob("*") if p.is_file()}

@@ -38,7 +38,9 @@ def hundred_classes(tmp_path_factory):
 
 def test_auto_label_reduction_keeps_top_classes_and_exact_size(hundred_classes, tmp_path):
     out = tmp_path / "proxy"
-    result = build(tiny_config(f"hf:{hundred_classes}", out, label_reduction="auto", probe_epochs=2))
+    # a selector with a class signal (the default, random, has none: its classes are drawn by seed)
+    result = build(tiny_config(f"hf:{hundred_classes}", out, label_reduction="auto", probe_epochs=2,
+                               selector="entropy"))
     red = result.summary["label_reduction"]
     assert red["applied"] and red["reason"].startswith("auto: 200 examples over 100 classes")
     assert len(red["kept_classes"]) == 20 and len(red["dropped_classes"]) == 80  # 2 x ratio = 400 = 20 classes

@@ -36,7 +36,7 @@ BENCHMARKS: dict[str, dict] = {
         recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.1, 0.25), full_seeds=2, proxy_seeds=2),
 }
 
-DEFAULT_SELECTORS = ("entropy", "random", "probe", "class-balanced")  # the build's default first
+DEFAULT_SELECTORS = ("random", "class-balanced", "entropy", "probe")  # the build's default first
 
 #: ``--tiny`` with a source: a smoke run of seconds on a small dataset (3 configs spread by MACs).
 TINY_SOURCE = dict(recipe=TrainRecipe(epochs=2, batch_size=64, lr=2e-3), ratios=(0.25,), full_seeds=2,

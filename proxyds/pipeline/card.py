@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from proxyds.config import validate_license
+from proxyds.config import DEFAULT_SELECTOR, DEFAULT_SELECTOR_EVIDENCE, validate_license
 from proxyds.selection.selectors import get_selector
 from proxyds.sinks.card import write_card
 from proxyds.sinks.card_figure import write_class_figure
@@ -156,6 +156,8 @@ def _how_drawn(config, summary: dict, ref: str) -> str:
     lines = ["## How it was drawn", "", f"- **Selector `{config.selector}`** (`--selector`): {doc}"]
     if config.selector == "probe":
         lines[-1] += f" Case weights c1..c4 of this build: {', '.join(f'{w:g}' for w in config.weights)}."
+    if config.selector == DEFAULT_SELECTOR:
+        lines.append(f"- **Why `{DEFAULT_SELECTOR}`**: it is proxyds' default because {DEFAULT_SELECTOR_EVIDENCE}.")
     if summary.get("selector_weights_flat") and config.selector != "random":
         lines.append("- **Its weights came out all equal** (the probes measured nothing: see their accuracies "
                      "below), so this proxy is a plain random subset.")
