@@ -4,6 +4,7 @@ is an index into the train tensors)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -144,17 +145,25 @@ def train_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe
 
 def trainer_version() -> str:
     """:data:`TRAINER_VERSION` and a digest of the code every run trains through (the one trainer,
-    its epoch loop, the in-memory and streamed batch feeds, the loader's example stream): editing
-    any of them changes the run cache's keys, so cached runs are retrained, never mixed in."""
+    its epoch loop, the in-memory and streamed batch feeds, the loader's example stream and the
+    parquet rows it selects): editing any of them changes the run cache's keys, so cached runs are
+    retrained, never mixed in."""
+    return f"{TRAINER_VERSION}-{_code_digest()}"
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Computed once per process, from the source as it was first read: a file edited while a long
+    evaluation runs does not change that evaluation's keys halfway."""
     import inspect
 
     from proxyds.harness import streamed
     from proxyds.pipeline import loader, probes
+    from proxyds.sources.hf import HFSource
 
     parts = [probes.train_probe, probes._epochs, train_model, streamed.train_streamed, streamed.streamed_accuracy,
-             loader._Examples, loader.SplitLoader]
-    digest = hashlib.sha256("\n".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:12]
-    return f"{TRAINER_VERSION}-{digest}"
+             loader._Examples, loader.SplitLoader, HFSource.selected_examples]
+    return hashlib.sha256("\n".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:12]
 
 
 @torch.inference_mode()
