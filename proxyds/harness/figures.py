@@ -138,7 +138,7 @@ def _draw_ceiling(ax, ceiling: dict) -> str:
     ax.axhline(mean, color="#2ca02c", linewidth=1.2, zorder=1,
                label=f"noise ceiling {mean:.2f}" + (f" (band {lo:.2f} to {hi:.2f})" if hi > lo else ""))
     if hi > lo:
-        ax.axhspan(lo, hi, color="#2ca02c", alpha=0.15, linewidth=0, zorder=0)
+        ax.axhspan(lo, hi, color="#2ca02c", alpha=0.15, linewidth=0, zorder=0, gid="noise-ceiling")
     band = (f"the shaded band runs from the lowest to the highest of the {pairs} pairs" if hi > lo else
             f"no band: {pairs} seed pair{'s' if pairs != 1 else ''}, no spread to show")
     return (f"Green: the noise ceiling, the mean Spearman between full-data seeds (how well the full data "
