@@ -32,8 +32,10 @@ def _pct(ratio: float) -> str:
 
 
 def _ms(summary: dict, scale: float = 1.0, digits: int = 3) -> str:
-    m, s = summary["mean"] * scale, summary["std"] * scale
-    return "n/a" if m is None or math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    if not _finite(summary["mean"]):
+        return "n/a"
+    m, s = summary["mean"] * scale, (summary["std"] or 0.0) * scale
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
 def _plt():
