@@ -14,8 +14,9 @@ or in one process, without torchrun::
 
     python examples/train_ddp.py proxy/ --epochs 3
 
-The original dataset is the ``hf:`` directory recorded in ``proxy/proxy.json`` (override with
-``--data DIR``, a HuggingFace parquet directory with ``train`` and ``test`` splits).
+The original dataset is the ``hf:`` directory the proxy was built from, as ``proxy/proxy.json``'s
+``config`` records it (``dataset``, or a preset's ``data``); override with ``--data DIR``, a
+HuggingFace parquet directory with ``train`` and ``test`` splits.
 """
 
 from __future__ import annotations
@@ -56,10 +57,23 @@ def load_split(data: str, split: str, column: str, label: str, shape) -> TensorD
     return TensorDataset(x, torch.as_tensor(np.asarray(ds[label], dtype=np.int64)))
 
 
+def original_source(config: dict) -> str:
+    """The hf: directory a proxy was built from: its ``config.dataset`` as given, or where its preset's
+    data live (proxy.json's summary names the source without its path)."""
+    spec = config["dataset"]
+    if ":" not in spec:
+        from proxyds.presets import get_preset
+
+        spec = get_preset(spec).locate(config.get("data")).spec
+    if not spec.startswith("hf:"):
+        raise SystemExit(f"the proxy was built from {spec!r}, not an hf: directory; pass --data DIR")
+    return spec.removeprefix("hf:")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("proxy", type=Path, help="a proxyds output directory (its manifest.parquet is used)")
-    p.add_argument("--data", help="the ORIGINAL dataset directory (default: the hf: source in proxy.json)")
+    p.add_argument("--data", help="the ORIGINAL dataset directory (default: the hf: source proxy.json's config names)")
     p.add_argument("--replacement", action="store_true", help="draw each epoch's proxy with replacement")
     for name, value in HYPER.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -72,7 +86,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format=f"[rank {rank}] %(message)s")
 
     meta = json.loads((args.proxy / "proxy.json").read_text())
-    data = args.data or meta["summary"]["source"].removeprefix("hf:")
+    data = args.data or original_source(meta["config"])
     column, label = meta["config"]["input_column"] or "x", meta["config"]["label_column"] or "label"
     space = get_space(args.space)
     train = load_split(data, "train", column, label, space.input_shape)

@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard
 
 from proxyds.config import BuildConfig
 from proxyds.pipeline.build import build
-from proxyds.pipeline.card import card_license, card_text, dataset_name
+from proxyds.pipeline.card import card_license, card_text, dataset_name, source_name
 from proxyds.pipeline.write import reference_split_name
 from proxyds.sinks.card_figure import write_class_figure
 from proxyds.verifier.check import verify
@@ -180,6 +180,18 @@ def test_reference_split_name(name, split):
                                           ("wds:s3://bucket/in1k/", "in1k"), ("hf:./local", "local")])
 def test_dataset_name_holds_no_path(dataset, name):
     assert dataset_name(dataset) == name
+    assert source_name(dataset) == (name if dataset == name else f"{dataset.partition(':')[0]}:{name}")
+
+
+def test_proxy_json_summary_names_no_local_path(parquet_proxy):
+    """summary.dataset and summary.source name the input as the card does; config keeps the path a
+    rebuild from proxy.json reads."""
+    record = json.loads((parquet_proxy.out / "proxy.json").read_text())
+    summary = json.dumps(record["summary"])
+    assert str(parquet_proxy.src) not in summary and "/tmp" not in summary and str(parquet_proxy.out) not in summary
+    assert record["summary"]["dataset"] == parquet_proxy.src.name
+    assert record["summary"]["source"] == f"hf:{parquet_proxy.src.name}"
+    assert record["config"]["dataset"] == f"hf:{parquet_proxy.src}"
 
 
 def test_class_figure_is_deterministic_and_validated(tmp_path):

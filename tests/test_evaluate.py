@@ -46,7 +46,7 @@ def test_evaluate_tiny_smoke(tmp_path, monkeypatch, capsys):
     report = (out / "report.md").read_text()
     assert "Table 1" in report and "noise ceiling" in report and "rank by MACs" in report
     assert "reference split A" in report and "evaluation split B" in report
-    for png in ["scatter.png"] + [f"pairwise-{s}-{r * 100:g}pct.png" for s in selectors for r in tiny["ratios"]]:
+    for png in ["headline.png", "scatter.png"] + [f"pairwise-{s}-{r * 100:g}pct.png" for s in selectors for r in tiny["ratios"]]:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert png in report
 

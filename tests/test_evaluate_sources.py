@@ -173,3 +173,21 @@ def test_bad_source_options_are_named(tiny_mnist1d, tmp_path, capsys):
     assert "evaluation_fraction must be in the open interval" in capsys.readouterr().err
     assert main(["evaluate", "nope", *out]) == 1
     assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_source_proxies_record_flat_weights(tiny_images, tmp_path):
+    """class-balanced on the perfectly balanced bars (30 train images a class): every weight equal,
+    recorded per proxy seed by the build's own sample stage."""
+    from proxyds.harness import streamed
+    from proxyds.harness.sources import open_source_data
+    from proxyds.pipeline.probes import pick_device
+
+    cfg = EvaluateConfig.from_source(f"hf:{tiny_images}", tmp_path / "r", tiny=True, space="digits-cnn",
+                                     selectors=("class-balanced", "random"), ratios=(0.25,), proxy_seeds=1,
+                                     epochs=1, cache=tmp_path / "cache",
+                                     build={"input_column": "image", "probe_epochs": 1, "allow_weak_probes": True,
+                                            "pca_components": 4, "workers": 0, "batch_size": 32})
+    data = open_source_data(cfg.data, cfg.space, tmp_path / "work", "cpu")
+    made = streamed._proxy_jobs(cfg, data, ["unused"], pick_device("cpu"))
+    assert made.notes["class-balanced"]["flat_weight_seeds"] == [0]
+    assert made.notes["random"]["flat_weight_seeds"] == [0]

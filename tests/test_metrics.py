@@ -97,3 +97,15 @@ def test_bad_shapes_raise():
         M.spearman([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="k must be"):
         M.topk_overlap(FULL, FULL, 6)
+
+
+def test_paired_difference_interval_is_clipped_to_the_possible_range():
+    """Two seeds of Spearman differences -0.5 and 0: the t-interval (±3.2) leaves [-2, 2]."""
+    raw = M.paired_difference([0.5, 1.0], [1.0, 1.0])
+    assert raw["ci"][0] < -2 and raw["ci"][1] > 2
+    d = M.paired_difference([0.5, 1.0], [1.0, 1.0], bounds=M.DIFFERENCE_BOUNDS["spearman"])
+    assert d["ci"] == [-2.0, 2.0] and d["mean"] == raw["mean"] and d["std"] == raw["std"]
+    r = M.paired_difference([0.0, 0.3], [0.0, 0.0], bounds=M.DIFFERENCE_BOUNDS["regret"])
+    assert r["ci"] == [-1.0, 1.0]
+    with pytest.raises(ValueError, match="bounds"):
+        M.paired_difference([0.5, 1.0], [1.0, 1.0], bounds=(2.0, -2.0))

@@ -330,8 +330,8 @@ def test_train_ddp_example_runs_in_one_process(tiny_mnist1d, tmp_path, monkeypat
             "neighbor": np.zeros(480), "distance": np.zeros(480), "proxy_label": np.zeros(480)}
     write_manifest(tmp_path / "manifest.parquet", cols)
     (tmp_path / "proxy.json").write_text(json.dumps({
-        "config": {"input_column": "x", "label_column": None},
-        "summary": {"source": f"hf:{tiny_mnist1d}", "class_names": [str(i) for i in range(10)]}}))
+        "config": {"dataset": f"hf:{tiny_mnist1d}", "input_column": "x", "label_column": None},
+        "summary": {"source": f"hf:{tiny_mnist1d.name}", "class_names": [str(i) for i in range(10)]}}))
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     example = Path(__file__).parents[1] / "examples" / "train_ddp.py"
     monkeypatch.setattr("sys.argv", [str(example), str(tmp_path), "--epochs", "2", "--batch-size", "16",

@@ -203,6 +203,31 @@ def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pc
     return scores, notes
 
 
+def _proxy_jobs(cfg: EvaluateConfig, data: EvalData, scores, probe_notes: dict, names: list[str]):
+    """Every selector x ratio x seed proxy drawn from ``scores``, a training job per config on each,
+    where each job belongs, and each selector's notes (probes, class counts, flat weights)."""
+    from proxyds.selection.selectors import select_weights
+    from proxyds.selection.signal import flat_weights
+
+    n_train, keys = len(data.y_train), [str(i) for i in range(len(data.y_train))]
+    notes, jobs, where = {}, [], []
+    for sel in cfg.selectors:
+        weights = select_weights(sel, scores)
+        # one set of weights for every proxy seed (the probes are trained once, with seed 0)
+        notes[sel] = dict(probe_notes, flat_weight_seeds=list(range(cfg.proxy_seeds)) if flat_weights(weights) else [])
+        for ratio in cfg.ratios:
+            k = proxy_size(ratio, n_train)
+            recipe = cfg.proxy_training(ratio)
+            for s in range(cfg.proxy_seeds):
+                subset = np.flatnonzero(draw(keys, weights, k, seed=s))
+                counts = np.bincount(data.y_train.numpy()[subset], minlength=data.num_classes)
+                notes[sel].setdefault("class_counts", {})[f"{ratio}/{s}"] = counts.tolist()
+                for n in names:
+                    jobs.append(_Job(n, 1000 + s, subset, recipe=recipe))
+                    where.append((sel, ratio, s, n))
+    return jobs, where, notes
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Train every config on the full data and on every proxy, compute the ranking metrics and
     write the report (results.json, report.md, figures) to ``cfg.out``; returns the results. A
@@ -215,7 +240,6 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from proxyds.harness import report
     from proxyds.harness.zerocost import ZERO_COST_BATCH, zero_cost_scores
     from proxyds.presets import cache_dir
-    from proxyds.selection.selectors import select_weights
     from proxyds.spaces import get_space
 
     t0 = time.perf_counter()
@@ -230,22 +254,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     full = harness.run_many(full_jobs, desc="full data")
     t_full = time.perf_counter()
 
-    n_train, keys = len(data.y_train), [str(i) for i in range(len(data.y_train))]
     scores, probe_notes = probe_scores(harness, data, space)
-    notes, jobs, where = {}, [], []
-    for sel in cfg.selectors:
-        weights = select_weights(sel, scores)
-        notes[sel] = dict(probe_notes)
-        for ratio in cfg.ratios:
-            k = proxy_size(ratio, n_train)
-            recipe = cfg.proxy_training(ratio)
-            for s in range(cfg.proxy_seeds):
-                subset = np.flatnonzero(draw(keys, weights, k, seed=s))
-                counts = np.bincount(data.y_train.numpy()[subset], minlength=data.num_classes)
-                notes[sel].setdefault("class_counts", {})[f"{ratio}/{s}"] = counts.tolist()
-                for n in names:
-                    jobs.append(_Job(n, 1000 + s, subset, recipe=recipe))
-                    where.append((sel, ratio, s, n))
+    jobs, where, notes = _proxy_jobs(cfg, data, scores, probe_notes, names)
     proxy = harness.run_many(jobs, desc="proxies")
     t_proxy = time.perf_counter()
 

@@ -30,6 +30,7 @@ __all__ = [
     "pairwise_agreement",
     "noise_ceiling",
     "paired_difference",
+    "DIFFERENCE_BOUNDS",
     "ranking_metrics",
     "summarize",
 ]
@@ -127,15 +128,27 @@ def noise_ceiling(full_by_seed) -> float:
     return float(np.mean([spearman(a[i], a[j]) for i, j in pairs]))
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+#: The range a difference of two values of each metric can take: correlations lie in [-1, 1], so
+#: their difference in [-2, 2]; regret (accuracy points as a fraction) in [0, 1], so in [-1, 1].
+DIFFERENCE_BOUNDS = {"pearson": (-2.0, 2.0), "spearman": (-2.0, 2.0), "kendall": (-2.0, 2.0),
+                     "top_half_spearman": (-2.0, 2.0), "regret": (-1.0, 1.0)}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95,
+                      bounds: tuple[float, float] | None = None) -> dict:
     """Mean of ``a[s] - b[s]`` over paired seeds ``s``, its sample std and a t-interval.
 
     Returns ``{"mean", "std", "ci": [low, high], "n", "diffs"}``; the interval is NaN with
-    fewer than 2 pairs (and has zero width when every difference is equal).
+    fewer than 2 pairs (and has zero width when every difference is equal). With ``bounds``
+    (the range the difference can take, e.g. ``DIFFERENCE_BOUNDS["spearman"]``) the interval is
+    clipped to it: with few seeds the t-interval is wide and would otherwise claim impossible
+    values such as a Spearman difference of -3.4.
     """
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
         raise ValueError(f"a and b must be non-empty 1-D arrays of equal length (got {x.shape}, {y.shape})")
+    if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
+        raise ValueError(f"bounds must be (low, high) with low < high (got {bounds!r})")
     d = x - y
     n = len(d)
     mean = float(d.mean())
@@ -143,7 +156,10 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
         return {"mean": mean, "std": math.nan, "ci": [math.nan, math.nan], "n": n, "diffs": d.tolist()}
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return {"mean": mean, "std": sd, "ci": [mean - half, mean + half], "n": n, "diffs": d.tolist()}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, float(bounds[0])), min(high, float(bounds[1]))
+    return {"mean": mean, "std": sd, "ci": [low, high], "n": n, "diffs": d.tolist()}
 
 
 def ranking_metrics(full, proxy, k: int = 3) -> dict:

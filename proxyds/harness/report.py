@@ -1,5 +1,6 @@
 """The evaluation report: ``results.json``, ``report.md`` (laid out like the paper's Table 1)
-and PNG figures (the paper's Figure 2 pairwise heatmaps, and proxy-vs-full scatter plots).
+and PNG figures (:mod:`proxyds.harness.figures`: the headline, the paper's Figure 2 pairwise
+heatmaps, and proxy-vs-full scatter plots).
 
 :func:`assemble` turns accuracy tables into the JSON-ready results (all metrics from
 :mod:`proxyds.harness.metrics`); :func:`write` renders them. Both are independent of how the
@@ -18,8 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from proxyds.harness import metrics as M
+from proxyds.harness.figures import (HEADLINE, _ms, _pct, flat_selectors, pairwise_title, plot_headline,
+                                     plot_pairwise, plot_scatter)
+from proxyds.harness.figures import _plt  # noqa: F401  (suite_report draws with it)
 
-__all__ = ["assemble", "write", "write_markdown", "plot_pairwise", "plot_scatter"]
+__all__ = ["assemble", "write", "write_markdown", "plot_headline", "plot_pairwise", "plot_scatter"]
 
 _ROWS = (("pearson", "Pearson"), ("spearman", "Spearman"), ("kendall", "Kendall τ"),
          ("top_half_spearman", "top-half Spearman"), ("top1_kept", "top-1 kept"), ("top3_overlap", "top-3 overlap"),
@@ -30,10 +34,6 @@ _ROWS = (("pearson", "Pearson"), ("spearman", "Spearman"), ("kendall", "Kendall 
 #: and the full-data ranking repeats across seeds.
 DISCRIMINATIVE = ("full-data accuracy spread >= 5 points, rank-by-MACs Spearman <= 0.8, noise ceiling >= 0.9, "
                   "20 to 36 configs")
-
-
-def _pct(ratio: float) -> str:
-    return f"{ratio * 100:g}%"
 
 
 def assemble(cfg, data_description: dict, space, configs, num_classes: int, full_acc: np.ndarray,
@@ -55,11 +55,13 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
         for ratio, entry in by_ratio.items():
             if sel != "random" and "random" in proxies:
                 base = proxies["random"][ratio]["metrics"]
-                entry["vs_random"] = {m: M.paired_difference(entry["metrics"][m]["values"], base[m]["values"])
+                entry["vs_random"] = {m: M.paired_difference(entry["metrics"][m]["values"], base[m]["values"],
+                                                             bounds=M.DIFFERENCE_BOUNDS[m])
                                       for m in ("spearman", "top_half_spearman", "kendall", "regret")}
     top = M.top_half(full_mean)
     pairs = list(itertools.combinations(range(len(full_acc)), 2))
     ceiling = {"spearman": M.noise_ceiling(full_acc),
+               "spearman_values": [M.spearman(full_acc[i], full_acc[j]) for i, j in pairs],
                "top_half_spearman": float(np.mean([M.spearman(full_acc[i][top], full_acc[j][top]) for i, j in pairs]))
                if pairs else math.nan,
                "seed_pairs": len(pairs)}
@@ -90,9 +92,27 @@ def assemble(cfg, data_description: dict, space, configs, num_classes: int, full
                            "criteria": DISCRIMINATIVE,
                            "is_discriminative": bool(spread >= 0.05 and macs_rho <= 0.8
                                                      and ceiling["spearman"] >= 0.9 and 20 <= len(configs) <= 36)},
-        "selector_notes": notes,
+        "selector_notes": _flag_flat(notes, cfg.proxy_seeds),
         "timing": timing,
     }
+
+
+def _flag_flat(notes: dict, proxy_seeds: int) -> dict:
+    """Each selector's notes with ``flat_weights`` (bool) and, for any selector but ``random`` that gave
+    every usable example the same weight, ``flat_weights_note`` saying its proxies are random subsets.
+    The runs record ``flat_weight_seeds``: the proxy seeds whose weights came out flat."""
+    out = {}
+    for sel, note in notes.items():
+        seeds = note.get("flat_weight_seeds", [])
+        note = {**note, "flat_weights": bool(seeds)}
+        if seeds and sel != "random":
+            which = "every proxy seed" if len(seeds) >= proxy_seeds else \
+                f"proxy seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} of {proxy_seeds}"
+            note["flat_weights_note"] = (f"`{sel}` gave every usable train example the same weight on {which}: "
+                                         f"those proxies are plain random subsets, the same draws as `random`'s; "
+                                         f"the selector measured nothing on this data")
+        out[sel] = note
+    return out
 
 
 def write(results: dict, out: Path) -> None:
@@ -104,10 +124,9 @@ def write(results: dict, out: Path) -> None:
     for sel, by_ratio in results["proxies"].items():
         for ratio, entry in by_ratio.items():
             name = f"pairwise-{sel}-{float(ratio) * 100:g}pct.png"
-            seeds = len(entry["accuracy"])
-            plot_pairwise(full, np.array(entry["mean"]), out / name,
-                          title=f"{sel}, {_pct(float(ratio))} proxy (mean of {seeds} seeds) vs full data")
+            plot_pairwise(full, np.array(entry["accuracy"]), out / name, title=pairwise_title(sel, ratio, entry))
             figures.append((f"{sel} {_pct(float(ratio))}", name))
+    plot_headline(results, out / HEADLINE)
     plot_scatter(results, out / "scatter.png")
     (out / "results.json").write_text(json.dumps(_finite(results), indent=1, default=float))
     (out / "report.md").write_text(write_markdown(results, figures))
@@ -124,30 +143,37 @@ def _finite(obj):
     return obj
 
 
-def _ms(summary: dict, scale: float = 1.0, digits: int = 3) -> str:
-    m, s = summary["mean"] * scale, summary["std"] * scale
-    return "n/a" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
 def _num(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def write_markdown(r: dict, figures: list[tuple[str, str]]) -> str:
-    """report.md: data and settings, then Table 1 (configs x full and proxy accuracies, then the
-    correlation rows), the paired difference against random, baselines and noise ceiling."""
+    """report.md: the headline figure and any flat-weight warning, data and settings, then Table 1
+    (configs x full and proxy accuracies, then the correlation rows), the paired difference against
+    random, baselines and noise ceiling."""
     cols = [(sel, ratio) for ratio in map(str, r["settings"]["ratios"]) for sel in r["settings"]["selectors"]]
-    lines = _md_settings(r) + _md_table1(r, cols) + _md_vs_random(r, cols) + _md_baselines(r)
+    lines = _md_headline(r) + _md_settings(r) + _md_table1(r, cols) + _md_vs_random(r, cols) + _md_baselines(r)
     lines += _md_notes_and_timing(r)
     lines += [f"![pairwise {label}]({name})" for label, name in figures]
     return "\n".join(lines) + "\n"
 
 
-def _md_settings(r: dict) -> list[str]:
-    st, d = r["settings"], r["data"]
+def _md_headline(r: dict) -> list[str]:
+    st = r["settings"]
+    flat = sorted(flat_selectors(r))
     return [f"# proxyds evaluate: `{r['benchmark']}` on space `{r['space']}`", "",
             f"{r['date']}. Accuracies are on **evaluation split B**; importance is scored on **reference split A**.",
-            "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
+            "", f"![Spearman against the full-data ranking by proxy size]({HEADLINE})", "",
+            f"Spearman between each proxy's ranking of the {len(r['configs'])} configs and the full data's, mean ± std "
+            f"over {st['proxy_seeds']} proxy seeds (`random` in black); green: the noise ceiling (full-data seeds "
+            f"against each other; band: lowest to highest seed pair); dashed: rankings that train nothing.", "",
+            *[f"**Flat weights:** {r['selector_notes'][sel]['flat_weights_note']}." for sel in flat],
+            *([""] if flat else [])]
+
+
+def _md_settings(r: dict) -> list[str]:
+    st, d = r["settings"], r["data"]
+    return ["## Data and settings", "", f"- train: {d['train']}", f"- reference split A: {d['reference_A']}",
             f"- evaluation split B: {d['evaluation_B']}",
             *([f"- generator: `{json.dumps(d['generator'])}`"] if "generator" in d else
               [f"- source: `{d.get('source', r['benchmark'])}`; build settings: "
@@ -188,6 +214,8 @@ def _md_table1(r: dict, cols: list) -> list[str]:
 
 def _md_vs_random(r: dict, cols: list) -> list[str]:
     lines = ["", "## Paired difference against `random` (same seed, same draw uniforms)", "",
+             "Mean over proxy seeds of the selector's value minus `random`'s, with a 95% t-interval clipped to the "
+             "range a difference can take (correlations [-2, 2], regret [-100, 100] points).", "",
              "| selector | ratio | Δ Spearman (95% CI) | Δ top-half Spearman (95% CI) "
              "| Δ regret, points (95% CI) |",
              "|---|---|---|---|---|"]
@@ -241,72 +269,3 @@ def _diff(p: dict, scale: float = 1.0, digits: int = 3) -> str:
     if math.isnan(lo):
         return f"{scale * p['mean']:+.{digits}f} (n={p['n']})"
     return f"{scale * p['mean']:+.{digits}f} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_pairwise(full: np.ndarray, proxy: np.ndarray, path: Path, title: str) -> None:
-    """Paper Figure 2: config x config, yellow where the proxy orders the pair as the full data
-    does, dark where it flips it. Configs are sorted by full accuracy, best first (index 1);
-    the green box marks the best config's row and column."""
-    plt = _plt()
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Rectangle
-
-    order = np.argsort(-full, kind="stable")
-    agree = M.pairwise_agreement(full[order], proxy[order])
-    n = len(full)
-    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=110)
-    ax.imshow(agree, cmap=ListedColormap(["#2b1a4a", "#f5d000"]), vmin=0, vmax=1, interpolation="nearest")
-    ticks = np.arange(n)
-    ax.set_xticks(ticks, [str(i + 1) for i in ticks], fontsize=7)
-    ax.set_yticks(ticks, [str(i + 1) for i in ticks], fontsize=7)
-    for xy, w, h in (((-0.5, -0.5), n, 1), ((-0.5, -0.5), 1, n)):
-        ax.add_patch(Rectangle(xy, w, h, fill=False, edgecolor="#00c040", linewidth=2))
-    kept = agree[np.triu_indices(n, 1)].mean()
-    ax.set_title(f"{title}\n{100 * kept:.0f}% of pairs ordered as on full data, Spearman "
-                 f"{M.spearman(full, proxy):.3f}", fontsize=10)
-    ax.set_xlabel("config rank on full data (1 = best)")
-    ax.set_ylabel("config rank on full data (1 = best)")
-    fig.text(0.5, 0.01, "yellow: same order as full data    dark: order flipped", ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_scatter(results: dict, path: Path) -> None:
-    """Proxy accuracy (mean ± std over seeds) against full accuracy: one panel per selector (columns)
-    and ratio (rows); the best full-data config in red."""
-    plt = _plt()
-    st = results["settings"]
-    sels, ratios = st["selectors"], [str(r) for r in st["ratios"]]
-    full = 100 * np.array([c["full_mean"] for c in results["configs"]])
-    best = int(np.argmax(full))
-    fig, axes = plt.subplots(len(ratios), len(sels), figsize=(3.4 * len(sels), 3.1 * len(ratios)), dpi=100,
-                             squeeze=False, sharex=True)
-    for i, ratio in enumerate(ratios):
-        for j, sel in enumerate(sels):
-            ax, entry = axes[i][j], results["proxies"][sel][ratio]
-            acc = 100 * np.array(entry["accuracy"])
-            ax.errorbar(full, acc.mean(0), yerr=acc.std(0), fmt="o", ms=4, color="#1f5fa8", ecolor="#9bb8dc",
-                        elinewidth=1)
-            ax.plot(full[best], acc.mean(0)[best], "o", ms=7, color="#d62728")
-            rho = entry["metrics"]["spearman"]
-            ax.set_title(f"{sel} {_pct(float(ratio))}: Spearman {_ms(rho, digits=2)}", fontsize=9)
-            ax.grid(alpha=0.3)
-            if i == len(ratios) - 1:
-                ax.set_xlabel("full-data accuracy (%)", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("proxy accuracy (%)", fontsize=8)
-            ax.tick_params(labelsize=7)
-    fig.suptitle("Proxy vs full-data accuracy on split B (red: best config on full data)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -28,6 +28,7 @@ from proxyds.pipeline.sample import sample
 from proxyds.pipeline.scan import SplitIndex, cached_scan, class_names
 from proxyds.pipeline.score import check_probes, score_reference, score_train, train_or_load_probes
 from proxyds.presets import stratified_holdout
+from proxyds.selection.signal import flat_weights
 from proxyds.sinks.atomic import sha256_file
 
 __all__ = ["SourceData", "Proxy", "open_source_data", "make_proxies", "split_reference"]
@@ -60,7 +61,8 @@ class SourceData:
 class Proxy:
     """One proxy the build drew: its train positions (``selected``), every train example's proxy
     label (``labels``: -1 where not selected; relabelled when label reduction kept fewer classes),
-    and ``label_map`` (original class -> proxy class, -1 for a dropped class)."""
+    and ``label_map`` (original class -> proxy class, -1 for a dropped class). ``flat_weights``: the
+    selector gave every usable train example the same weight, so the proxy is a plain random subset."""
 
     selector: str
     ratio: float
@@ -68,6 +70,7 @@ class Proxy:
     selected: np.ndarray
     labels: np.ndarray
     label_map: np.ndarray
+    flat_weights: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -141,5 +144,6 @@ def make_proxies(data: SourceData, selectors, ratios, seed: int, device) -> tupl
             m = selection.manifest
             proxies.append(Proxy(selector, ratio, seed, np.asarray(m["selected"], bool),
                                  np.asarray(m["proxy_label"], np.int64),
-                                 np.asarray(selection.reduction["label_map"], np.int64)))
+                                 np.asarray(selection.reduction["label_map"], np.int64),
+                                 flat_weights(m["importance"][data.train.ok])))
     return proxies, notes

@@ -126,7 +126,8 @@ class _Proxies:
 
 def _proxy_jobs(cfg: EvaluateConfig, data: SourceData, names: list[str], device) -> _Proxies:
     """Every selector x ratio x seed proxy from the build's stages, and a training job per config."""
-    jobs, where, notes = [], [], {sel: {"class_counts": {}, "classes_kept": {}} for sel in cfg.selectors}
+    jobs, where = [], []
+    notes = {sel: {"class_counts": {}, "classes_kept": {}, "flat_weight_seeds": []} for sel in cfg.selectors}
     for s in range(cfg.proxy_seeds):
         proxies, probe_notes = make_proxies(data, cfg.selectors, cfg.ratios, s, device)
         for proxy in proxies:
@@ -137,6 +138,8 @@ def _proxy_jobs(cfg: EvaluateConfig, data: SourceData, names: list[str], device)
             note["class_counts"][tag] = np.bincount(data.train.labels[proxy.selected],
                                                     minlength=data.num_classes).tolist()
             note["classes_kept"][tag] = proxy.num_classes
+            if proxy.flat_weights and s not in note["flat_weight_seeds"]:
+                note["flat_weight_seeds"].append(s)
             for n in names:
                 jobs.append(_Job(n, 1000 + s, proxy, recipe=cfg.proxy_training(proxy.ratio)))
                 where.append((proxy.selector, proxy.ratio, s, n))

@@ -18,7 +18,7 @@ from proxyds.selection.selectors import get_selector
 from proxyds.sinks.card import write_card
 from proxyds.sinks.card_figure import write_class_figure
 
-__all__ = ["FIGURE", "write_figure", "write_proxy_card", "dataset_name", "card_text"]
+__all__ = ["FIGURE", "write_figure", "write_proxy_card", "dataset_name", "source_name", "card_text"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ def dataset_name(dataset: str) -> str:
     parts = [p for p in re.split(r"[\\/]+", rest)
              if p and p not in (".", "..", "~") and not p.endswith(":") and not re.search(r"[{}*?\[\]]", p)]
     return parts[-1] if parts else scheme
+
+
+def source_name(spec: str) -> str:
+    """``spec``'s scheme and :func:`dataset_name`, without its path (``hf:/home/me/data/x`` -> ``hf:x``):
+    what proxy.json's summary records as the source, so a published output does not name a local path."""
+    scheme, sep, _ = spec.partition(":")
+    return f"{scheme}:{dataset_name(spec)}" if sep else spec
 
 
 def write_figure(out: Path, config, summary: dict) -> str:

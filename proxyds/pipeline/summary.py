@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from proxyds.pipeline.card import dataset_name, source_name
 from proxyds.recipe import RECIPE_EXAMPLE, RECOMMENDED
 from proxyds.selection import importance as imp
 from proxyds.selection.signal import flat_weights
@@ -31,7 +32,9 @@ def build_summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref
 
     ``selector_weights_flat`` says the selector gave every usable example the same weight (by
     design for ``random``; for any other selector the probes measured nothing), so the proxy
-    is a plain random subset: the dataset card says so."""
+    is a plain random subset: the dataset card says so. ``dataset`` and ``source`` name the input
+    without its local path (the card's names); proxy.json's ``config`` keeps the paths as given,
+    which a rebuild (``proxyds build --config OUT/proxy.json``) reads."""
     space, sel, ok = plan.space, manifest["selected"], train_idx.ok
     train_acc = (train_preds[:, ok] == train_idx.labels[None, ok]).mean(1).tolist()
     probes = {role: {"config": c.name, "macs": space.macs(c, len(names)), "params": space.params(c, len(names)),
@@ -39,7 +42,7 @@ def build_summary(plan, names, probe_cfgs, accuracy, train_preds, train_idx, ref
               for j, (role, c) in enumerate(zip(probe_roles(len(probe_cfgs)), probe_cfgs))}
     roles = probe_roles(len(accuracy))
     return {
-        "dataset": plan.config.dataset, "source": plan.spec, "space": space.name, "format": plan.format,
+        "dataset": dataset_name(plan.config.dataset), "source": source_name(plan.spec), "space": space.name, "format": plan.format,
         "num_train": len(train_idx), "num_train_usable": int(ok.sum()), "num_reference": int(ref_idx.ok.sum()),
         "num_selected": int(sel.sum()), "class_names": list(names), "probes": probes,
         "selector_weights_flat": flat_weights(manifest["importance"][ok]),
