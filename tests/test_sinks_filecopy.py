@@ -74,5 +74,6 @@ def test_range_past_the_end_of_its_file_is_an_input_error(tmp_path):
             WdsShardWriter(tmp_path / "out", "train") as w:
         w.write("a", {"jpg": FileRange(str(tmp_path / "src.bin"), 50, 100)})
     assert not list((tmp_path / "out").glob("*.tar"))  # the failed shard is removed
-    with pytest.raises(ValueError, match="offset must be an int >= 0"):
-        FileRange("x", -1, 3)
+    with pytest.raises(ValueError, match="offset must be an int >= 0"), \
+            WdsShardWriter(tmp_path / "out", "train") as w:
+        w.write("a", {"jpg": FileRange("x", -1, 3)})

