@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ from proxyds.sinks.wds import WdsShardWriter
 from proxyds.sources.base import Example
 
 __all__ = ["Relabel", "copy_split", "copy_split_streamed"]
+
+_WALKERS = 8  # tars whose headers are walked at once (reads queued on the disk)
 
 
 class Relabel:
@@ -64,8 +68,11 @@ def copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split: 
     copy = _SplitCopy(plan, source, index, keep, data, split, class_names, relabel)
     info, damaged = source.info, {e["shard"] for e in index.shard_errors}
     if plan.format == "wds" and info.format == "wds" and _local(source):
-        for ex in _tar_examples(source, split, plan.on_error, damaged):
-            copy.example(ex)
+        for name, found in _tar_shards(source, split, plan.on_error, damaged, keep):
+            if isinstance(found, Example):
+                copy.example(found)
+            else:
+                copy.examples(found, name)
     elif plan.format != "wds" and info.format == "hf" and direct_parquet_ok(source, copy.features):
         for start, n, item in parquet_blocks(source, index, keep, relabel, copy.features, damaged, split,
                                              plan.on_error):
@@ -94,20 +101,52 @@ def _local(source) -> bool:
     return bool(files) and len(files) == len(source.shards) and all(os.path.isfile(f) for f in files)
 
 
-def _tar_examples(source, split: str, on_error: str, damaged: set[str]):
-    """The examples of every shard, as ``read_examples`` gives them, with fields as file ranges
-    where the tar's headers say where they lie; other shards streamed."""
+def _tar_shards(source, split: str, on_error: str, damaged: set[str], keep: np.ndarray | None):
+    """``(shard, [(key, fields)])`` for every shard whose tar headers say where its fields lie (as
+    file ranges), in order; the examples of other shards streamed, as ``(shard, Example)`` each.
+    Together, what ``read_examples`` gives.
+
+    Walking a tar's headers is one small read after another, each waiting on the last: against a
+    cold disk, latency. So the next shards' headers are walked in threads (``os.pread`` lets go of
+    the GIL), and a shard's kept members are announced to the kernel (``POSIX_FADV_WILLNEED``)
+    before they are copied, so the disk always has reads queued."""
+    paths = [None if name in damaged else path for path, name in zip(source.files, source.shards)]
     start = 0
-    for i, (path, name) in enumerate(zip(source.files, source.shards)):
-        examples = None if name in damaged else tar_plan(path)
-        if examples is None:
-            for ex in read_shard(source, i, start, split, on_error):
-                start += 1
-                yield ex
-            continue
-        start += len(examples)
-        for key, fields in examples:
-            yield Example(key=key, label=None, payload=fields, shard=name)
+    with ThreadPoolExecutor(_WALKERS, thread_name_prefix="tar-walk") as pool:
+        for i, examples in enumerate(_in_order(pool, paths)):
+            if examples is None:
+                for ex in read_shard(source, i, start, split, on_error):
+                    start += 1
+                    yield ex.shard, ex
+                continue
+            _will_need(paths[i], examples, None if keep is None else keep[start:start + len(examples)])
+            start += len(examples)
+            yield source.shards[i], examples
+
+
+def _in_order(pool: ThreadPoolExecutor, paths: list[str | None]):
+    """``tar_plan`` of each path (None for None), in order, with up to ``_WALKERS`` walks ahead."""
+    ahead: deque = deque()
+    for path in paths:
+        ahead.append(None if path is None else pool.submit(tar_plan, path))
+        if len(ahead) > _WALKERS:
+            found = ahead.popleft()
+            yield None if found is None else found.result()
+    while ahead:
+        found = ahead.popleft()
+        yield None if found is None else found.result()
+
+
+def _will_need(path: str, examples, keep: np.ndarray | None) -> None:
+    if not hasattr(os, "posix_fadvise"):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for j in range(len(examples)) if keep is None else np.flatnonzero(keep):
+            for r in examples[j][1].values():
+                os.posix_fadvise(fd, r.offset, r.size, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
 
 
 class _SplitCopy:
@@ -129,13 +168,27 @@ class _SplitCopy:
         if pos >= len(self.index) or ex.key != self.index.keys[pos]:
             raise BadInput(f"{self.split} source changed while it was read (at position {pos}, key {ex.key!r})")
         self.pos += 1
-        if self.keep is not None and not self.keep[pos]:
+        if self.keep is None or self.keep[pos]:
+            self._write(pos, ex.key, ex.payload)
+
+    def examples(self, found: list[tuple[str, dict]], shard: str) -> None:
+        """A whole shard's ``(key, payload)``s, their keys checked at once; only the kept ones touched."""
+        pos, n = self.pos, len(found)
+        if pos + n > len(self.index) or [k for k, _ in found] != self.index.keys.to_arrow(pos, pos + n).to_pylist():
+            for key, payload in found:  # one by one, to name the first that differs
+                self.example(Example(key=key, label=None, payload=payload, shard=shard))
             return
-        payload = ex.payload if self.relabel is None else self.relabel(ex.payload, self.index.labels[pos], self.info)
+        self.pos += n
+        for j in range(n) if self.keep is None else np.flatnonzero(self.keep[pos:pos + n]):
+            self._write(pos + int(j), *found[j])
+
+    def _write(self, pos: int, key: str, payload: dict) -> None:
+        if self.relabel is not None:
+            payload = self.relabel(payload, self.index.labels[pos], self.info)
         if self.writer is None:
             self._open(payload)
         if self.plan.format == "wds":
-            self.writer.write(ex.key, self.convert(payload))
+            self.writer.write(key, self.convert(payload))
         else:
             self.writer.write(self.convert(payload))
         self.bar.update(1)
