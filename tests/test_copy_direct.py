@@ -53,7 +53,7 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes | None) -> None:
 
 
 def _wds(root: Path, *, damaged: bool = False) -> Path:
-    """Four shards of 8 examples (.jpg of 0-3000 random bytes, .cls): plain ustar with a directory,
+    """Four shards of 8 examples (.jpg of 0-3000 or 70,000 random bytes, .cls): plain ustar with a directory,
     a metadata member, an upper-case extension and fields out of order; GNU format; PAX (a long key,
     streamed); and a fourth, cut inside a member when ``damaged``."""
     rng = np.random.default_rng(0)
@@ -66,11 +66,12 @@ def _wds(root: Path, *, damaged: bool = False) -> Path:
                 _add(tf, "__meta__", b"not an example")
             for i in range(8):
                 key = f"e{s}{i:02d}" + ("x" * 120 if s == 2 and i == 3 else "")
-                members = [("jpg", rng.bytes(int(rng.integers(0, 3000)))), ("cls", str((s + i) % 3).encode())]
+                size = int(rng.integers(0, 3000)) if i % 3 else 70_000 + i  # small ones read, large ones copied
+                members = [("jpg", rng.bytes(size)), ("cls", str((s + i) % 3).encode())]
                 for field, data in (members[::-1] if i % 2 else members):
                     _add(tf, f"{key}.{field.upper() if (s, i) == (0, 5) else field}", data)
         if damaged and s == 3:
-            path.write_bytes(path.read_bytes()[:5000])
+            path.write_bytes(path.read_bytes()[:75_000])
     return root
 
 
@@ -84,10 +85,11 @@ def test_wds_direct_copy_equals_streamed_and_copies_only_kept_members(tmp_path, 
         keep &= index.labels != 1
         relabel = Relabel(np.array([1, -1, 0]), ["c", "a"])
     streamed, copied = [], []
-    real_read_shard, real_copy = copy_mod.read_shard, RangeCopier.copy
+    real_read_shard, real_copy, real_read = copy_mod.read_shard, RangeCopier.copy, RangeCopier.read
     monkeypatch.setattr(copy_mod, "read_shard",
                         lambda src, i, *a, **k: streamed.append(i) or real_read_shard(src, i, *a, **k))
     monkeypatch.setattr(RangeCopier, "copy", lambda self, r, fd: copied.append(r) or real_copy(self, r, fd))
+    monkeypatch.setattr(RangeCopier, "read", lambda self, r: copied.append(r) or real_read(self, r))
     (direct_res, direct), (stream_res, stream) = _both(tmp_path, _plan("wds"), source, index, keep, relabel)
     assert direct_res == stream_res and direct.keys() == stream.keys() and direct == stream
     assert direct_res["rows"] == int(keep.sum()) and len(direct_res["files"]) == 8

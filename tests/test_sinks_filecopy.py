@@ -15,7 +15,7 @@ from proxyds.errors import BadInput
 from proxyds.sinks.filecopy import FileRange
 from proxyds.sinks.wds import WdsShardWriter, _member
 
-SIZES = (0, 1, 511, 512, 513, 20_000)
+SIZES = (0, 1, 511, 512, 513, 20_000, 65_535, 65_536, 200_001)  # small ranges are read, large ones copied
 
 
 def _examples(src):

@@ -59,6 +59,14 @@ class RangeCopier:
             offset += n
             left -= n
 
+    def read(self, src: FileRange) -> bytes:
+        """The bytes of ``src`` (for small ranges, gathered with other small writes)."""
+        data = os.pread(self._open(src.path), src.size, src.offset)
+        if len(data) != src.size:
+            raise BadInput(f"{src.path} ends before byte {src.offset + src.size:,}: the input changed after it "
+                           f"was scanned; rerun the build")
+        return data
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -23,6 +23,7 @@ __all__ = ["WdsShardWriter", "FileRange", "even_shards"]
 
 _BLOCK, _RECORD = tarfile.BLOCKSIZE, tarfile.RECORDSIZE
 _FLUSH = 1 << 20  # headers and small fields are gathered up to this many bytes per write
+_SMALL = 1 << 16  # file ranges under this size are read and gathered; larger ones are copied by the kernel
 
 
 def _check_key(key: str) -> None:
@@ -139,7 +140,9 @@ class WdsShardWriter:
             value = bytes(value)
         size = value.size if isinstance(value, FileRange) else len(value)
         self._put(_header(name, size))
-        if isinstance(value, FileRange):
+        if isinstance(value, FileRange) and size < _SMALL:  # one read into the pending bytes, no syscall of its own
+            self._put(self._copier.read(value))
+        elif isinstance(value, FileRange):
             self._flush()
             self._copier.copy(value, self._file.fileno())
             self._offset += size
