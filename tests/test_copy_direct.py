@@ -118,6 +118,7 @@ def test_tar_plan_reads_as_webdataset_and_refuses_what_it_cannot(tmp_path):
         for name in ("a.jpg", "a.JPG"):
             _add(tf, name, b"x")
     assert tar_plan(str(tmp_path / "dup.tar")) is None  # webdataset raises on it: streamed, so it still does
+    assert tar_plan(str(tmp_path / "missing.tar")) is None  # the streamed read reports it
 
 
 def test_wds_damaged_shard_under_skip_is_streamed_and_equal(tmp_path, monkeypatch):

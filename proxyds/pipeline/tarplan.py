@@ -36,11 +36,15 @@ _BASE_PLUS_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 
 def tar_members(path: str) -> list[tuple[str, int, int]] | None:
     """``(name, data offset, size)`` of each regular member, in order, reading only headers; None
-    when the tar is anything but plain ustar/v7 members (directories skipped) ended by a zero block."""
-    end = os.path.getsize(path)
+    when the tar is anything but plain ustar/v7 members (directories skipped) ended by a zero block,
+    or cannot be opened (the streamed read then reports it as it always has)."""
     members: list[tuple[str, int, int]] = []
     read = _Headers()
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = os.path.getsize(path)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
     try:
         if hasattr(os, "posix_fadvise"):  # headers only: no read-ahead into data that may be skipped
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
