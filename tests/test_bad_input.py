@@ -153,18 +153,21 @@ def test_tiny_ratio_warns_which_classes_get_nothing(tiny_mnist1d, tmp_path, capl
 def test_disk_full_leaves_no_output(tiny_mnist1d, tmp_path, monkeypatch):
     from proxyds.sinks import parquet
 
-    original, calls = parquet.ParquetShardWriter.write, []
+    calls = []
 
-    def full(self, row):
-        calls.append(1)
-        if len(calls) > 10:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return original(self, row)
+    def full(original):  # rows come in one by one (write) or as Arrow tables (write_table)
+        def write(self, rows):
+            calls.append(1)
+            if len(calls) > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return original(self, rows)
+        return write
 
-    monkeypatch.setattr(parquet.ParquetShardWriter, "write", full)
+    for method in ("write", "write_table"):
+        monkeypatch.setattr(parquet.ParquetShardWriter, method, full(getattr(parquet.ParquetShardWriter, method)))
     with pytest.raises(OSError, match="No space left"):
         build(tiny_config(f"hf:{tiny_mnist1d}", tmp_path / "out"))
-    assert not (tmp_path / "out").exists()
+    assert len(calls) == 4 and not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 

@@ -60,10 +60,12 @@ def test_memory_core(data, tmp_path):
 def test_copy_core(data, tmp_path):
     rows, notes = bench_copy.measure(data, ratios=(0.5,), rounds=1, modes=("warm",), out_root=tmp_path)
     assert notes["examples"] == 64 and notes["bytes"] > 0
-    assert [r["variant"] for r in rows] == ["raw read (1 MiB blocks)", "_copy_split, ratio 0.5",
-                                            "read_examples only (no write)"]
+    assert [r["variant"] for r in rows] == ["raw read (1 MiB blocks)", "copy_split (direct), ratio 0.5",
+                                            "copy_split_streamed (before), ratio 0.5"]
     for r in rows:
         assert _positive(r["mb_s"]) and _positive(r["ex_s"]) and _positive(r["ratio"])
+    found = bench_copy.verdicts(rows)  # measure() raised if the two ways wrote different bytes
+    assert len(found) == 1 and found[0].startswith("- warm, ratio 0.5: ") and "goal 0.7" in found[0]
     assert bench_copy.raw_read([str(p) for p in sorted(data.glob("train-*.tar"))]) == notes["bytes"]
 
 

@@ -52,14 +52,15 @@ GOAL = 0.85
 
 
 def ensure_data(root: Path, *, train: int, val: int, classes: int, size: tuple[int, int], per_shard: int,
-                workers: int = 2) -> Path:
-    """``root/wds`` with train/val shards, generated once (a ``.done`` marker says it is whole)."""
+                workers: int = 2, quality: int = 90, formats: tuple[str, ...] = ("wds",)) -> Path:
+    """``root/wds`` with train/val shards (and ``root/hf`` parquet when ``formats`` has "hf"),
+    generated once (a ``.done`` marker says it is whole)."""
     if not (root / ".done").exists():
         from make_synthetic_imagenet import make_synthetic_imagenet
 
         log.info("generating %d + %d images of %s px into %s", train, val, size, root)
         make_synthetic_imagenet(root, num_train=train, num_val=val, num_classes=classes, size=size,
-                                formats=("wds",), images_per_shard=per_shard, workers=workers)
+                                formats=formats, images_per_shard=per_shard, workers=workers, quality=quality)
         (root / ".done").write_text("ok\n")
     return root / "wds"
 

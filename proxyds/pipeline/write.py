@@ -15,16 +15,11 @@ from pathlib import Path
 import numpy as np
 
 import proxyds
-from proxyds.errors import BadInput
 from proxyds.manifest import write_manifest
 from proxyds.pipeline.card import write_figure, write_proxy_card
-from proxyds.pipeline.scan import read_examples
-from proxyds.progress import progress
+from proxyds.pipeline.copy import Relabel, copy_split
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
-from proxyds.sinks.convert import IMAGE_EXTENSIONS, row_to_wds_fields, wds_features, wds_fields_to_row
-from proxyds.sinks.parquet import ParquetShardWriter, check_split_name
-from proxyds.sinks.shards import even_shards
-from proxyds.sinks.wds import WdsShardWriter
+from proxyds.sinks.parquet import check_split_name
 
 __all__ = ["write_proxy", "reference_split_name", "FORMAT_VERSION", "CONTENT_DIGEST_FIELD", "record_digest"]
 
@@ -52,7 +47,7 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     cfg = plan.config
     relabel = None
     if kept_classes is not None and not np.all(kept_classes):
-        relabel = _Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
+        relabel = Relabel(label_map, [n for n, k in zip(class_names, kept_classes) if k])
         class_names = relabel.names
     info = plan.train.info
     label_column = (info.label_column if info.format == "wds" else "cls") if plan.format == "wds" else \
@@ -61,8 +56,8 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     with atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json") as tmp:
         data = tmp / "data"
         splits = {
-            "train": _copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),
-            ref_name: _copy_split(plan, plan.reference, ref_idx, ref_keep, data, ref_name, class_names, relabel),
+            "train": copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),
+            ref_name: copy_split(plan, plan.reference, ref_idx, ref_keep, data, ref_name, class_names, relabel),
         }
         write_manifest(tmp / "manifest.parquet", manifest)
         figure = write_figure(tmp, cfg, summary)
@@ -111,81 +106,3 @@ def record_digest(record: dict) -> str:
 def _digests(root: Path, only: list[str] | None = None) -> dict[str, dict]:
     paths = [root / p for p in only] if only else sorted(p for p in root.rglob("*") if p.is_file())
     return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths}
-
-
-class _Relabel:
-    """Renumber the label of a payload (hf row or wds fields) after label reduction."""
-
-    def __init__(self, label_map: np.ndarray, names: list[str]):
-        self.label_map, self.names = label_map, names
-
-    def features(self, features, label_column: str):
-        from datasets import ClassLabel, Features
-
-        if not isinstance(features[label_column], ClassLabel):
-            return features
-        return Features({**features, label_column: ClassLabel(names=self.names)})
-
-    def __call__(self, payload: dict, label: int, info) -> dict:
-        new = int(self.label_map[label])
-        if info.format == "wds":
-            return {**payload, info.label_column: str(new).encode("ascii")}
-        return {**payload, info.label_column: new}
-
-
-def _copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split: str, class_names,
-                relabel: _Relabel | None = None) -> dict:
-    """Stream ``source`` again and write the kept examples unchanged in the output format."""
-    total = len(index) if keep is None else int(keep.sum())
-    info = source.info
-    bar = progress(total=total, desc=f"write {split}", unit="ex")
-    writer, convert = None, None
-    for pos, ex in enumerate(read_examples(source, split, plan.on_error)):
-        if pos >= len(index) or ex.key != index.keys[pos]:
-            raise BadInput(f"{split} source changed while it was read (at position {pos}, key {ex.key!r})")
-        if keep is not None and not keep[pos]:
-            continue
-        payload = ex.payload if relabel is None else relabel(ex.payload, index.labels[pos], info)
-        if writer is None:
-            writer, convert = _open_writer(plan, info, payload, data, split, class_names, relabel, total)
-            writer.__enter__()
-        if plan.format == "wds":
-            writer.write(ex.key, convert(payload))
-        else:
-            writer.write(convert(payload))
-        bar.update(1)
-    bar.close()
-    if writer is None:  # nothing kept: still write one valid, empty shard
-        writer, _ = _open_writer(plan, info, None, data, split, class_names, relabel)
-        writer.__enter__()
-    writer.__exit__(None, None, None)
-    if plan.format != "wds":
-        return {"files": [p.name for p in writer.paths], "rows": writer.num_rows}
-    index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": f"{split}",
-             "shardlist": [{"url": f"data/{p.name}", "nsamples": c, "filesize": p.stat().st_size}
-                           for p, c in zip(writer.paths, writer.counts)]}
-    (data.parent / f"{split}.wids.json").write_text(json.dumps(index, indent=1) + "\n")
-    return {"files": [p.name for p in writer.paths], "rows": writer.num_rows, "counts": list(writer.counts),
-            "wids_index": f"{split}.wids.json"}
-
-
-def _open_writer(plan, info, payload, data: Path, split: str, class_names, relabel=None, total: int = 0):
-    rows = plan.config.rows_per_shard
-    features = info.features
-    if relabel is not None and features is not None:
-        features = relabel.features(features, info.label_column)
-    if plan.format == "wds":
-        writer = WdsShardWriter(data, split, plan=even_shards(total, rows))
-        if info.format == "wds":
-            return writer, dict
-        # One image extension for the whole split (the first row's), so every example has the same fields.
-        first = row_to_wds_fields(payload, features, info.label_column) if payload is not None else {}
-        ext = next((f.rsplit(".", 1)[-1] for f in first if f.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS), None)
-        return writer, lambda row: row_to_wds_fields(row, features, info.label_column, image_ext=ext)
-    if info.format == "hf":
-        return ParquetShardWriter(data, split, features, plan=even_shards(total, rows)), dict
-    if payload is None:
-        raise ValueError(f"cannot write an empty {split!r} split of WebDataset input as parquet (no schema)")
-    features = wds_features(payload, class_names, label_field=info.label_column)
-    return (ParquetShardWriter(data, split, features, plan=even_shards(total, rows)),
-            lambda fields: wds_fields_to_row(fields, label_field=info.label_column))

@@ -92,7 +92,9 @@ class ParquetShardWriter:
         self._partials: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._shard_rows = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[dict[str, Any]] = []  # rows from write(), not yet an Arrow part
+        self._parts: list[pa.Table] = []  # the next row group's rows, in order
+        self._pending = 0  # rows in _buffer and _parts
         self._open = False
 
     def __enter__(self) -> ParquetShardWriter:
@@ -117,10 +119,45 @@ class ParquetShardWriter:
         for col in self._images:
             encoded[col] = _image_storage(row[col], col, encoded[col])
         self._buffer.append(encoded)
+        self._pending += 1
         self.num_rows += 1
-        shard = len(self._partials) - (self._writer is not None)  # the shard the buffer goes to
-        if len(self._buffer) >= self.rows_per_group or self._shard_rows + len(self._buffer) >= self._capacity(shard):
+        self._flush_if_full()
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append rows already in the shards' Arrow storage form (e.g. taken from parquet files
+        written with these features), unchanged: the same row groups and bytes as writing them
+        one by one with :meth:`write`."""
+        if not self._open:
+            raise RuntimeError("ParquetShardWriter.write_table called outside its `with` block")
+        if not isinstance(table, pa.Table) or not table.schema.equals(self._schema, check_metadata=False):
+            got = table.schema if isinstance(table, pa.Table) else type(table).__name__
+            raise ValueError(f"write_table needs a pyarrow Table with the features' schema {self._schema}, got {got}")
+        if self.plan is not None and self.num_rows + len(table) > sum(self.plan):
+            raise ValueError(f"more rows than the shard plan's {sum(self.plan)}")
+        start = 0
+        while start < len(table):  # up to the next point where write() would flush
+            room = min(self.rows_per_group, self._capacity(self._buffer_shard()) - self._shard_rows) - self._pending
+            piece = table.slice(start, max(1, room))
+            self._seal()
+            self._parts.append(piece)
+            self._pending += len(piece)
+            self.num_rows += len(piece)
+            start += len(piece)
+            self._flush_if_full()
+
+    def _buffer_shard(self) -> int:
+        return len(self._partials) - (self._writer is not None)  # the shard the buffer goes to
+
+    def _flush_if_full(self) -> None:
+        if self._pending >= self.rows_per_group or \
+                self._shard_rows + self._pending >= self._capacity(self._buffer_shard()):
             self._flush()
+
+    def _seal(self) -> None:
+        """Buffered rows from write() become one Arrow part, so parts keep their order."""
+        if self._buffer:
+            self._parts.append(pa.Table.from_pylist(self._buffer, schema=self._schema))
+            self._buffer = []
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._open = False
@@ -146,17 +183,18 @@ class ParquetShardWriter:
             raise
 
     def _flush(self) -> None:
-        if not self._buffer:
+        if not self._pending:
             return
         if self._writer is None:
             self._start_shard()
             while self._capacity(len(self._partials) - 1) == 0 and len(self._partials) < len(self.plan or ()):
                 self._start_shard()  # a planned empty shard
-        table = pa.Table.from_pylist(self._buffer, schema=self._schema)
-        self._writer.write_table(table, row_group_size=len(self._buffer))
-        self._shard_rows += len(self._buffer)
-        self.counts[-1] += len(self._buffer)
-        self._buffer = []
+        self._seal()
+        table = self._parts[0] if len(self._parts) == 1 else pa.concat_tables(self._parts)
+        self._writer.write_table(table.combine_chunks(), row_group_size=self._pending)
+        self._shard_rows += self._pending
+        self.counts[-1] += self._pending
+        self._parts, self._pending = [], 0
         if self._shard_rows >= self._capacity(len(self._partials) - 1):
             self._close_shard()
 

@@ -1,22 +1,29 @@
 """WebDataset tar shards with reproducible bytes and member names that cannot escape.
 
 ``webdataset.TarWriter`` stamps every member with the current time and user "bigdata"
-unless told otherwise, and silently drops fields whose name starts with "_"; writing the
-members with ``tarfile`` directly keeps every field and makes the archive a pure function
-of its contents (mtime 0, uid/gid 0, empty user/group names, mode 0o444).
+unless told otherwise, and silently drops fields whose name starts with "_"; this writer
+keeps every field and makes the archive a pure function of its contents (mtime 0, uid/gid 0,
+empty user/group names, mode 0o444). Its bytes are exactly what ``tarfile`` in PAX format
+writes for those members (headers from ``TarInfo.tobuf``, NUL padding, two zero blocks, the
+last record filled), but a field's data may also be a :class:`FileRange` of an input file,
+copied by the kernel (``os.copy_file_range``) without passing through Python.
 """
 
 from __future__ import annotations
 
-import io
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from proxyds.sinks.filecopy import FileRange, RangeCopier
 from proxyds.sinks.parquet import check_split_name, prepare_split_dir
 from proxyds.sinks.shards import even_shards
 
-__all__ = ["WdsShardWriter", "even_shards"]
+__all__ = ["WdsShardWriter", "FileRange", "even_shards"]
+
+_BLOCK, _RECORD = tarfile.BLOCKSIZE, tarfile.RECORDSIZE
+_FLUSH = 1 << 20  # headers and small fields are gathered up to this many bytes per write
+_SMALL = 1 << 16  # file ranges under this size are read and gathered; larger ones are copied by the kernel
 
 
 def _check_key(key: str) -> None:
@@ -48,10 +55,11 @@ class WdsShardWriter:
     """Write examples of one split as ``{split}-{i:06d}.tar`` shards of ``maxcount`` examples.
 
     Use as a context manager. Each example becomes members ``f"{key}.{field}"`` in sorted
-    field order, holding the field's bytes unchanged. ``counts`` gives the examples per
+    field order, holding the field's bytes unchanged: ``bytes`` or a :class:`FileRange` of a
+    file (copied straight from it). ``counts`` gives the examples per
     shard. ``plan`` (examples per shard) replaces ``maxcount`` when the total is known in
-    advance, e.g. from :func:`even_shards`. Zero examples still give one valid empty tar. On an exception every shard this
-    writer produced is removed, so a failed split never looks complete.
+    advance, e.g. from :func:`even_shards`. Zero examples still give one valid empty tar. On an
+    exception every shard this writer produced is removed, so a failed split never looks complete.
     """
 
     def __init__(self, out_dir: Path, split: str, *, maxcount: int = 10_000,
@@ -68,7 +76,10 @@ class WdsShardWriter:
         self.paths: list[Path] = []
         self.counts: list[int] = []
         self.num_rows = 0
-        self._tar: tarfile.TarFile | None = None
+        self._file = None  # the open shard (unbuffered)
+        self._offset = 0  # bytes in the open shard, pending ones included
+        self._pending = bytearray()
+        self._copier = RangeCopier()
         self._last_key: str | None = None
         self._open = False
 
@@ -89,15 +100,17 @@ class WdsShardWriter:
             raise ValueError(f"example key {key!r} written twice in a row; keys must be unique in a split")
         for field, value in fields.items():
             _check_field(key, field)
-            if not isinstance(value, (bytes, bytearray, memoryview)):
-                raise TypeError(f"field {field!r} of key {key!r} must be bytes, got {type(value).__name__}")
-        while self._tar is None or self.counts[-1] >= self._capacity(len(self.counts) - 1):
+            if isinstance(value, FileRange):
+                value.check()
+            elif not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"field {field!r} of key {key!r} must be bytes or a FileRange, "
+                                f"got {type(value).__name__}")
+        while self._file is None or self.counts[-1] >= self._capacity(len(self.counts) - 1):
             if self.plan is not None and len(self.paths) >= len(self.plan):
                 raise ValueError(f"more examples than the shard plan's {sum(self.plan)}")
             self._start_shard()
         for field in sorted(fields):
-            data = bytes(fields[field])
-            self._tar.addfile(_member(f"{key}.{field}", len(data)), io.BytesIO(data))
+            self._add(f"{key}.{field}", fields[field])
         self.counts[-1] += 1
         self.num_rows += 1
         self._last_key = key
@@ -108,7 +121,7 @@ class WdsShardWriter:
             self._abort()
             return
         try:
-            if self._tar is None:
+            if self._file is None:
                 self._start_shard()  # zero examples: one empty, valid tar
             while self.plan is not None and len(self.paths) < len(self.plan):
                 self._start_shard()  # planned shards left empty
@@ -118,6 +131,35 @@ class WdsShardWriter:
         except BaseException:
             self._abort()
             raise
+        finally:
+            self._copier.close()
+
+    def _add(self, name: str, value) -> None:
+        """One member: its header, its data (bytes, or a file range the kernel copies), NUL padding."""
+        if not isinstance(value, FileRange):
+            value = bytes(value)
+        size = value.size if isinstance(value, FileRange) else len(value)
+        self._put(_header(name, size))
+        if isinstance(value, FileRange) and size < _SMALL:  # one read into the pending bytes, no syscall of its own
+            self._put(self._copier.read(value))
+        elif isinstance(value, FileRange):
+            self._flush()
+            self._copier.copy(value, self._file.fileno())
+            self._offset += size
+        else:
+            self._put(value)
+        self._put(bytes(-size % _BLOCK))
+
+    def _put(self, data) -> None:
+        self._pending += data
+        self._offset += len(data)
+        if len(self._pending) >= _FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._file.write(self._pending)  # FileIO.write on a regular file writes it all
+            self._pending.clear()
 
     def _capacity(self, shard: int) -> int:
         return self.maxcount if self.plan is None else self.plan[shard] if shard < len(self.plan) else 0
@@ -127,18 +169,28 @@ class WdsShardWriter:
         path = self.out_dir / f"{self.split}-{len(self.paths):06d}.tar"
         self.paths.append(path)
         self.counts.append(0)
-        self._tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT, encoding="utf-8")
+        self._file = open(path, "wb", buffering=0)
+        self._offset = 0
 
     def _close_shard(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        """End of archive as ``TarFile.close`` writes it: two zero blocks, then zeros to a full record."""
+        if self._file is None:
+            return
+        try:
+            self._put(bytes(2 * _BLOCK))
+            self._put(bytes(-self._offset % _RECORD))
+            self._flush()
+        finally:
+            self._file.close()
+            self._file = None
+            self._pending.clear()
 
     def _abort(self) -> None:
         try:
             self._close_shard()
         except Exception:
-            self._tar = None
+            self._file = None
+        self._copier.close()
         for p in self.paths:
             p.unlink(missing_ok=True)
         self.paths, self.counts = [], []
@@ -153,3 +205,20 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE
     return info
+
+
+def _header(name: str, size: int) -> bytes:
+    """The header ``TarFile.addfile`` writes for ``_member(name, size)`` in PAX format. A name of at
+    most 100 ASCII characters and a size under 8 GiB need no PAX record, so the header is a USTAR
+    block: the fixed fields' template with the name, size and checksum filled in (``tobuf``'s
+    bytes, ten times faster); anything else goes through ``tobuf`` itself."""
+    if len(name) > 100 or not name.isascii() or not 0 <= size < 8 ** 11:
+        return _member(name, size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    buf = bytearray(_TEMPLATE)
+    buf[:len(name)] = name.encode("ascii")
+    buf[124:136] = b"%011o\0" % size
+    buf[148:155] = b"%06o\0" % (256 + sum(buf) - sum(buf[148:156]))  # tarfile's unsigned checksum
+    return bytes(buf)
+
+
+_TEMPLATE = _member("", 0).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
