@@ -135,9 +135,9 @@ class BuildConfig:
                                       "killed build resumes (default $PROXYDS_CACHE/work)")
     overwrite: bool = _opt(False, "replace --out if it holds a previous proxyds output (never anything else)")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
-    precision: str = _opt("auto", "probe training and scoring arithmetic: auto = bf16 autocast on a CUDA device with "
-                                  "native bfloat16 (compute capability 8.0+), else fp32 (always fp32 on the CPU); fp32; "
-                                  "bf16 (needs such a CUDA device)", choices=PRECISIONS)
+    precision: str = _opt("auto", "probe training and scoring arithmetic: auto = bf16 autocast on a CUDA device "
+                                  "with native bfloat16 (compute capability 8.0+), else fp32 (always fp32 on the "
+                                  "CPU); fp32; bf16 (needs such a CUDA device)", choices=PRECISIONS)
     on_error: str = _opt("raise", "raise: stop at the first bad example, naming it; skip: leave it out, count it in "
                                   "proxy.json and mark it in the manifest's status column", choices=ON_ERROR)
     workers: int | None = _opt(None, "decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")

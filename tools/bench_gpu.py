@@ -197,7 +197,8 @@ def _device_line(device: torch.device, dry_run: bool) -> str:
         cap = ".".join(map(str, torch.cuda.get_device_capability(device)))
         return (f"device {torch.cuda.get_device_name(device)} (compute capability {cap}), torch {torch.__version__}, "
                 f"CUDA {torch.version.cuda}")
-    return f"device cpu{' (DRY RUN: tiny sizes, the numbers mean nothing)' if dry_run else ''}, torch {torch.__version__}"
+    dry = " (DRY RUN: tiny sizes, the numbers mean nothing)" if dry_run else ""
+    return f"device cpu{dry}, torch {torch.__version__}"
 
 
 def main(argv=None) -> int:

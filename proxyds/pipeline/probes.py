@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from proxyds.config import PRECISIONS, PROBE_HPARAMS
 from proxyds.progress import progress
 
-__all__ = ["PROBE_HPARAMS", "OPTIMIZERS", "train_probe", "BatchScores", "score_batch", "label_prob_entropy", "pick_device",
-           "resolve_precision", "autocast", "place_model", "to_device"]
+__all__ = ["PROBE_HPARAMS", "OPTIMIZERS", "train_probe", "BatchScores", "score_batch", "label_prob_entropy",
+           "pick_device", "resolve_precision", "autocast", "place_model", "to_device"]
 
 log = logging.getLogger(__name__)
 
