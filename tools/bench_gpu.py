@@ -71,8 +71,10 @@ class _Clock:
 
 
 def _row(part: str, what: str, device, precision: str, items: int, unit: str, clock: _Clock, note: str = "") -> dict:
+    rate = items / clock.wall
     return {"part": part, "what": what, "device": str(device), "precision": precision, "items": items,
-            "wall_s": clock.wall, "cpu_s": clock.cpu, "rate": f"{items / clock.wall:,.0f} {unit}/s", "note": note}
+            "wall_s": clock.wall, "cpu_s": clock.cpu, "rate": f"{rate:,.0f} {unit}/s" if rate >= 100 else
+            f"{rate:.3g} {unit}/s", "note": note}
 
 
 def _skipped(part: str, what: str, device, precision: str, why: str) -> dict:
