@@ -151,7 +151,7 @@ def score_split_rows(device: torch.device, *, dry_run: bool, train: int, workers
             scorer.score(False)  # warm-up pass: page cache, worker start, kernels
         with _Clock(device) as clock:
             n = scorer.score(False)
-        rows.append(_row("score_split", what, device, precision, n, "img", clock, "decode-bound if fp32 = bf16"))
+        rows.append(_row("score_split", what, device, precision, n, "img", clock))
         log.info("%s %s: %s", what, precision, rows[-1]["rate"])
     return rows
 
