@@ -66,6 +66,8 @@ def format_summary(s: dict, out, stage_seconds: dict) -> str:
     if "selector" in s:
         lines.append(f"  selector: {s['selector']}" + (f" (the default, because {DEFAULT_SELECTOR_EVIDENCE})"
                                                        if s["selector"] == DEFAULT_SELECTOR else ""))
+    if "precision" in s:
+        lines.append(f"  probes trained and scored in {s['precision']}")
     if "proxy_training" in s:
         lines.append(f"  recommended proxy training: {s['proxy_training']['text']}")
         lines.append(f"    e.g. {s['proxy_training']['example'].split(': ', 1)[-1]}")
@@ -86,7 +88,7 @@ def format_plan(p: dict) -> str:
     """``--dry-run``'s plan (``proxyds.pipeline.dryrun.plan_build``) as text."""
     lines = [f"dry run: nothing trained, nothing written ({p['output']['out']} not created)",
              f"  dataset {p['dataset']}" + (f" ({p['source']})" if p["source"] != p["dataset"] else "")
-             + f", space {p['space']}, device {p['device']}, "
+             + f", space {p['space']}, device {p['device']} ({p['precision']}), "
              f"selector {p['selector']}, ratio {p['ratio']:g}, seed {p['seed']}"]
     for role, s in p["splits"].items():
         skipped = sum(s["skipped"].values())

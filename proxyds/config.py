@@ -11,7 +11,8 @@ from typing import Any
 
 from proxyds.errors import ON_ERROR
 
-__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "PROBE_HPARAMS", "DEFAULT_WEIGHTS", "DEFAULT_SELECTOR", "DEFAULT_SELECTOR_EVIDENCE",
+__all__ = ["BuildConfig", "FORMATS", "NEIGHBORS", "PRECISIONS", "PROBE_HPARAMS", "DEFAULT_WEIGHTS",
+           "DEFAULT_SELECTOR", "DEFAULT_SELECTOR_EVIDENCE",
            "validate_weights", "validate_license", "read_config_file"]
 
 #: The probe trainer's settings (proxyds.pipeline.probes); build options override the first three.
@@ -56,6 +57,9 @@ def _opt(default=MISSING, help: str = "", **cli):
 
 FORMATS = ("parquet", "wds")
 NEIGHBORS = ("hnsw", "exact")
+#: Arithmetic of the probes' forward passes (proxyds.pipeline.probes.resolve_precision): auto = bf16
+#: autocast on a CUDA device with native bfloat16, else fp32; fp32 everywhere; bf16 (CUDA only).
+PRECISIONS = ("auto", "fp32", "bf16")
 #: What ``proxyds build`` weighs examples by unless told otherwise: a plain random subset. Chosen
 #: on the tuning half of ``proxyds evaluate --suite selectors`` (docs/benchmarks-selectors.md):
 #: no selector that weighs examples by the probes beat random there by the margin asked.
@@ -131,6 +135,9 @@ class BuildConfig:
                                       "killed build resumes (default $PROXYDS_CACHE/work)")
     overwrite: bool = _opt(False, "replace --out if it holds a previous proxyds output (never anything else)")
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    precision: str = _opt("auto", "probe training and scoring arithmetic: auto = bf16 autocast on a CUDA device "
+                                  "with native bfloat16 (compute capability 8.0+), else fp32 (always fp32 on the "
+                                  "CPU); fp32; bf16 (needs such a CUDA device)", choices=PRECISIONS)
     on_error: str = _opt("raise", "raise: stop at the first bad example, naming it; skip: leave it out, count it in "
                                   "proxy.json and mark it in the manifest's status column", choices=ON_ERROR)
     workers: int | None = _opt(None, "decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
@@ -167,6 +174,8 @@ class BuildConfig:
                              f"module:attr (got {self.selector!r})")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.neighbors not in NEIGHBORS:
             raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
         lr_mode = str(self.label_reduction)

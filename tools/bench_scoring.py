@@ -119,7 +119,7 @@ class Scorer:
     def __init__(self, data: Path, space: str, *, batch_size: int, workers: int, device: str):
         from proxyds.config import BuildConfig
         from proxyds.pipeline.plan import resolve
-        from proxyds.pipeline.probes import pick_device
+        from proxyds.pipeline.probes import pick_device, place_model
         from proxyds.pipeline.scan import class_names, scan
         from proxyds.pipeline.score import score_split
         from proxyds.selection.mapping import NeighborMap
@@ -135,7 +135,7 @@ class Scorer:
         sp = self.plan.space
         torch.manual_seed(0)
         self.configs = sp.probes(2, len(names))
-        self.models = [sp.build(c, len(names)).to(self.device).eval() for c in self.configs]
+        self.models = [place_model(sp.build(c, len(names)), self.device).eval() for c in self.configs]  # as build
         (ref_feats,) = self._score_split(self.plan, self.plan.reference, ref, self.models, self.device,
                                          what="reference", on_features=_keep).results
         self.nmap = NeighborMap(min(64, ref_feats.shape[1], len(ref_feats)), "hnsw", seed=0).fit(ref_feats)

@@ -28,7 +28,7 @@ from proxyds.harness.settings import EvaluateConfig
 from proxyds.harness.sources import SourceData, make_proxies, open_source_data
 from proxyds.harness.zerocost import ZERO_COST_BATCH, zero_cost_scores
 from proxyds.pipeline.loader import SplitLoader, default_workers
-from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, train_probe
+from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, to_device, train_probe
 from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["StreamHarness", "train_streamed", "streamed_accuracy", "evaluate_source"]
@@ -59,7 +59,7 @@ def streamed_accuracy(model: torch.nn.Module, loader: SplitLoader, labels: np.nd
     correct = total = 0
     for batch in loader:
         if len(batch.positions):
-            pred = model(batch.x.to(device)).argmax(1).cpu().numpy()
+            pred = model(to_device(batch.x, device)).argmax(1).cpu().numpy()
             correct += int((pred == labels[batch.positions]).sum())
             total += len(batch.positions)
     if total == 0:
@@ -89,7 +89,8 @@ class StreamHarness(Harness):
         plan = self.data.plan
         return SplitLoader(source, index, what, column=plan.input_column, shape=self.space.input_shape,
                            on_error=plan.on_error, batch_size=batch_size, workers=self.loader_workers,
-                           shuffle_seed=seed, buffer=PROBE_HPARAMS["shuffle_buffer"], usable=usable)
+                           shuffle_seed=seed, buffer=PROBE_HPARAMS["shuffle_buffer"], usable=usable,
+                           pin_memory=self.device.type == "cuda")
 
     def run(self, job: _Job) -> dict:
         """Train one job, streaming; measure it on split B; cache and return its result."""

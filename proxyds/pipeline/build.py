@@ -22,7 +22,7 @@ from proxyds.config import BuildConfig
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.distributed import world
 from proxyds.pipeline.plan import Plan, input_paths, resolve
-from proxyds.pipeline.probes import pick_device
+from proxyds.pipeline.probes import pick_device, resolve_precision
 from proxyds.pipeline.sample import sample
 from proxyds.pipeline.scan import cached_scan, class_names
 from proxyds.pipeline.score import check_probes, score_reference, score_train, train_or_load_probes
@@ -61,6 +61,7 @@ def build(config: BuildConfig) -> BuildResult:
     if config.out.exists() and not config.overwrite:
         raise FileExistsError(f"output directory {config.out} exists; pass --overwrite to replace it")
     device = pick_device(config.device)
+    precision = resolve_precision(device, config.precision)  # bf16 without a device for it fails now
     get_selector(config.selector)  # an unknown selector fails now, not after training
     cache = StageCache(config.workdir or cache_dir() / "work")
     w = world(device)
@@ -86,6 +87,7 @@ def build(config: BuildConfig) -> BuildResult:
     summary = build_summary(plan, names, probe_cfgs, ref.accuracy, train.preds, train_idx, ref_idx, ref.cases,
                             selection.manifest)
     summary["selector"] = config.selector
+    summary["precision"] = precision
     summary["proxy_training"] = proxy_training(config.ratio)
     summary["probe_checkpoints"] = [p.name for p in ckpts]
     summary["label_reduction"] = {k: v for k, v in reduction.items() if k not in ("kept_mask", "label_map")}

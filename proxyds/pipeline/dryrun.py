@@ -18,7 +18,7 @@ import numpy as np
 from proxyds.config import BuildConfig
 from proxyds.pipeline.cache import StageCache
 from proxyds.pipeline.plan import input_paths, resolve
-from proxyds.pipeline.probes import pick_device
+from proxyds.pipeline.probes import pick_device, resolve_precision
 from proxyds.pipeline.scan import cached_scan, class_names
 from proxyds.pipeline.score import load_probe
 from proxyds.pipeline.summary import probe_roles
@@ -52,6 +52,7 @@ def plan_build(config: BuildConfig) -> dict:
     if config.out.exists() and not config.overwrite:
         raise FileExistsError(f"output directory {config.out} exists; pass --overwrite to replace it")
     device = pick_device(config.device)
+    precision = resolve_precision(device, config.precision)
     get_selector(config.selector)
     cache = _ReadOnlyCache(config.workdir or cache_dir() / "work")
     plan = resolve(config)
@@ -65,6 +66,7 @@ def plan_build(config: BuildConfig) -> dict:
     reduction = _reduction(config, train_idx.labels[train_idx.ok], names, k)
     return {
         "dataset": config.dataset, "source": plan.spec, "space": plan.space.name, "device": str(device),
+        "precision": precision,
         "selector": config.selector, "ratio": config.ratio, "seed": config.seed,
         "splits": {"train": _split(plan.train, train_idx), "reference": _split(plan.reference, ref_idx)},
         "classes": {"names": list(names), "train": np.bincount(train_idx.labels[train_idx.ok],

@@ -37,6 +37,11 @@ class Batch:
     def __init__(self, positions, keys, x, bad):
         self.positions, self.keys, self.x, self.bad = positions, keys, x, bad
 
+    def pin_memory(self) -> Batch:
+        """The batch with its inputs in page-locked memory (what ``DataLoader(pin_memory=True)``
+        calls), so copying them to a GPU can overlap the next batch's work."""
+        return Batch(self.positions, self.keys, self.x.pin_memory(), self.bad)
+
 
 class _Examples(IterableDataset):
     def __init__(self, source, index: SplitIndex, what: str, column: str, shape, on_error: str,
@@ -95,12 +100,13 @@ class _Examples(IterableDataset):
 class SplitLoader:
     """Iterate a split's usable examples as decoded :class:`Batch` es, checking keys and
     applying the bad-input rule (raise, or mark the example skipped in ``index``).
-    ``usable`` (bool per position) fixes which examples are read, default ``index.ok`` now."""
+    ``usable`` (bool per position) fixes which examples are read, default ``index.ok`` now.
+    ``pin_memory`` hands batches over in page-locked memory (for a CUDA device: asynchronous copies)."""
 
     def __init__(self, source, index: SplitIndex, what: str, *, column: str, shape, on_error: str,
                  batch_size: int, workers: int = 0, shuffle_seed: int | None = None, buffer: int = 10_000,
-                 shards: list[int] | None = None, usable: np.ndarray | None = None):
-        self.index, self.what, self.on_error = index, what, on_error
+                 shards: list[int] | None = None, usable: np.ndarray | None = None, pin_memory: bool = False):
+        self.index, self.what, self.on_error, self.pin_memory = index, what, on_error, pin_memory
         self.dataset = _Examples(source, index, what, column, shape, on_error, batch_size, shuffle_seed, buffer,
                                  shards, usable)
         n = len(self.dataset.shards)
@@ -109,7 +115,8 @@ class SplitLoader:
     def epoch(self, epoch: int = 0):
         self.dataset.epoch = epoch
         loader = DataLoader(self.dataset, batch_size=None, num_workers=self.workers,
-                            persistent_workers=False, prefetch_factor=4 if self.workers else None)
+                            persistent_workers=False, prefetch_factor=4 if self.workers else None,
+                            pin_memory=self.pin_memory)
         for batch in loader:
             for pos, key, shard, reason in batch.bad:
                 ErrorPolicy.of(self.on_error)(f"{self.what} example {key!r} (shard {shard}): {reason}",

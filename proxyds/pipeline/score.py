@@ -18,7 +18,7 @@ from proxyds.manifest import StatusColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.pipeline.loader import SplitLoader, default_workers
 from proxyds.pipeline.plan import Plan
-from proxyds.pipeline.probes import PROBE_HPARAMS, score_batch, train_probe
+from proxyds.pipeline.probes import PROBE_HPARAMS, place_model, resolve_precision, score_batch, train_probe
 from proxyds.pipeline.reference import FeatureSpill, reduce_reference
 from proxyds.pipeline.scan import SplitIndex
 from proxyds.pipeline.summary import probe_roles
@@ -77,18 +77,26 @@ class TrainScores:
     entropy: np.ndarray
 
 
-def _loader(plan: Plan, source, index: SplitIndex, what: str, shuffle_seed: int | None = None,
+def _loader(plan: Plan, source, index: SplitIndex, what: str, device: torch.device, shuffle_seed: int | None = None,
             usable: np.ndarray | None = None) -> SplitLoader:
     cfg = plan.config
     workers = default_workers(plan.space.input_shape) if cfg.workers is None else cfg.workers
     return SplitLoader(source, index, what, column=plan.input_column, shape=plan.space.input_shape,
                        on_error=plan.on_error, batch_size=cfg.batch_size, workers=workers,
                        shuffle_seed=shuffle_seed, buffer=PROBE_HPARAMS["shuffle_buffer"],
-                       shards=plan.world.shards(len(index.shards)), usable=usable)
+                       shards=plan.world.shards(len(index.shards)), usable=usable, pin_memory=device.type == "cuda")
 
 
-def _epoch_batches(plan: Plan, index: SplitIndex, seed: int, usable: np.ndarray):
-    loader = _loader(plan, plan.train, index, "train", shuffle_seed=seed, usable=usable)
+def _precision_key(plan: Plan, device: torch.device) -> list[str]:
+    """What the arithmetic adds to a probe's or a scoring pass's cache key: nothing for fp32 (so a
+    work dir from before ``--precision`` existed still serves fp32 builds), else its name, so
+    results in fp32 and bf16 are never mixed."""
+    precision = resolve_precision(device, plan.config.precision)
+    return [] if precision == "fp32" else [precision]
+
+
+def _epoch_batches(plan: Plan, index: SplitIndex, seed: int, usable: np.ndarray, device: torch.device):
+    loader = _loader(plan, plan.train, index, "train", device, shuffle_seed=seed, usable=usable)
 
     def epoch(e: int):
         for batch in loader.epoch(e):
@@ -103,6 +111,7 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
     cfg, space = plan.config, plan.space
     configs = space.probes(cfg.probes, num_classes)
     workdir = cfg.workdir or cache_dir() / "work"
+    precision = resolve_precision(device, cfg.precision)
     hparams = {"epochs": cfg.probe_epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.probe_seed,
                **{k: PROBE_HPARAMS[k] for k in ("weight_decay", "warmup_steps", "shuffle_buffer")}}
     roles = probe_roles(len(configs))
@@ -117,7 +126,7 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
                          f"({', '.join(f'{r}={c.name}' for r, c in zip(roles, configs))})")
     models, paths = [], []
     for role, arch in zip(roles, configs):
-        fp = fingerprint(data_key, space.name, arch.name, num_classes, hparams)[:16]
+        fp = fingerprint(data_key, space.name, arch.name, num_classes, hparams, *_precision_key(plan, device))[:16]
         path = Path(workdir) / "probes" / f"{space.name}-{arch.name}-{fp}.pt"
         torch.manual_seed(cfg.probe_seed)
         model = space.build(arch, num_classes)
@@ -129,20 +138,21 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
             load_probe(model, path, f"{role} probe ({space.name} {arch.name}, {num_classes} classes)")
         else:
             w = plan.world
-            net = model.to(device)
+            net = place_model(model, device)
             if w.size > 1:
                 net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
                                                                 else None)
-            train_probe(net, _epoch_batches(plan, index, cfg.probe_seed, usable),
+            train_probe(net, _epoch_batches(plan, index, cfg.probe_seed, usable, device),
                         steps_per_epoch=math.ceil(int(usable.sum()) / (cfg.batch_size * w.size)),
                         epochs=cfg.probe_epochs,
                         lr=cfg.lr, weight_decay=PROBE_HPARAMS["weight_decay"],
-                        warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}")
-            if w.main:
-                state = {k: v.cpu() for k, v in model.state_dict().items()}
+                        warmup_steps=PROBE_HPARAMS["warmup_steps"], device=device, desc=f"{role} {arch.name}",
+                        precision=precision)
+            if w.main:  # contiguous: a checkpoint reads the same whatever layout it was trained in
+                state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
                 atomic_write(path, lambda tmp: torch.save(state, tmp))
             w.barrier()
-        models.append(model.to(device).eval())
+        models.append(place_model(model, device).eval())
         paths.append(path)
     return configs, models, paths
 
@@ -166,15 +176,16 @@ def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: 
     torchrun each rank scores its shards and the pieces are gathered, so every rank returns
     the same arrays."""
     positions, preds, outs, skips, probs, ents = [], [], [], [], [], []
+    precision = resolve_precision(device, plan.config.precision)
     bar = progress(total=int(index.ok.sum()), desc=f"score {what}", unit="ex")
     error = None
     try:
-        for batch in _loader(plan, source, index, what):
+        for batch in _loader(plan, source, index, what, device):
             pos = batch.positions
             skips += [(p, r) for p, _, _, r in batch.bad]
             if len(pos):
                 p, feats, tp, ent = score_batch(models, batch.x, feature_model=len(models) - 1, device=device,
-                                                labels=index.labels[pos])
+                                                labels=index.labels[pos], precision=precision)
                 finite = np.isfinite(feats).all(axis=1)
                 for q in pos[~finite]:
                     ErrorPolicy.of(plan.on_error)(f"{what} example {index.keys[q]!r}: the probe's features are NaN "
@@ -219,7 +230,8 @@ def score_reference(plan: Plan, index: SplitIndex, models, device, cache: StageC
     cache entry hold the fitted PCA and the reduced rows, never the features themselves."""
     cfg = plan.config
     nmap = NeighborMap(cfg.pca_components, cfg.neighbors, seed=cfg.probe_seed)
-    key = fingerprint("ref-v2", probes_key, cfg.pca_components, pca_sample_size(cfg.pca_components), cfg.probe_seed)
+    key = fingerprint("ref-v2", probes_key, cfg.pca_components, pca_sample_size(cfg.pca_components), cfg.probe_seed,
+                      *_precision_key(plan, device))
     hit = cache.load("score-reference", key)
     if hit is None:
         preds, points = _score_reference_pass(plan, index, models, device, nmap)
@@ -261,7 +273,8 @@ def score_train(plan: Plan, index: SplitIndex, models, device, cache: StageCache
     """Score the train split (or reuse the cached pass), mapping each example to its nearest
     usable reference example batch by batch: train features are never held whole."""
     cfg = plan.config
-    key = fingerprint("train-v3", probes_key, cfg.pca_components, cfg.neighbors, pca_sample_size(cfg.pca_components))
+    key = fingerprint("train-v3", probes_key, cfg.pca_components, cfg.neighbors, pca_sample_size(cfg.pca_components),
+                      *_precision_key(plan, device))
     hit = cache.load("score-train", key)
     if hit is not None:
         a = hit[0]
