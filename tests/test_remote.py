@@ -184,5 +184,7 @@ def test_remote_fingerprint_follows_the_object_content(s3, tmp_path):
 def test_out_must_be_a_filesystem_path(tmp_path):
     with pytest.raises(ValueError, match="out must be a local or shared filesystem path, not a URL"):
         BuildConfig(dataset="hf:s3://b/d", out="s3://b/proxy", ratio=0.1)
+    with pytest.raises(ValueError, match="workdir must be a local or shared filesystem path"):
+        BuildConfig(dataset="hf:s3://b/d", out=tmp_path / "o", workdir="gs://b/work", ratio=0.1)
     with pytest.raises(ValueError, match="pipe: commands are read by wds: sources only"):
         open_source("hf:pipe:cat x.parquet", "train")
