@@ -33,6 +33,7 @@ def s3(tmp_path_factory):
     """An S3 server on a free local port, a bucket in it, and the s3fs filesystem a build will use."""
     moto_server = pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
+    boto3 = pytest.importorskip("boto3")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -43,8 +44,10 @@ def s3(tmp_path_factory):
         for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
             env.setenv(name, value)
+        # boto3 creates the bucket: s3fs's mkdir asks first whether it exists, and moto's first
+        # error response scans botocore's whole service catalogue (seconds on a busy machine)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
         fs, _ = remote.url_fs(f"s3://{BUCKET}")
-        fs.mkdir(BUCKET)
         yield fs
     server.stop()
 
