@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import socket
 import tarfile
@@ -86,7 +87,8 @@ def test_hf_build_from_s3_equals_the_local_build(s3, parquet_proxy, tmp_path):
     url = upload(s3, sorted((parquet_proxy.src / "data").glob("*.parquet")), "mnist1d/data").rsplit("/", 1)[0]
     out = tmp_path / "out"
     result = build(tiny_config(f"hf:{url}", out, probe_checkpoints=trained_probes(parquet_proxy)))
-    assert result.summary["source"] == f"hf:{url}"
+    assert json.loads((out / "proxy.json").read_text())["config"]["dataset"] == f"hf:{url}"
+    assert result.summary["num_selected"] == 48
     assert verify(out).ok
     assert manifest(out) == manifest(parquet_proxy.out)
     assert data_digests(out) == data_digests(parquet_proxy.out)
