@@ -156,6 +156,11 @@ class BuildConfig:
         if not 0.0 < ratio < 1.0:
             raise ValueError(f"ratio must be in the open interval (0, 1), e.g. 0.1 for 10% (got {self.ratio!r})")
         object.__setattr__(self, "ratio", ratio)
+        for name in ("out", "workdir"):
+            value = str(getattr(self, name))
+            if "://" in value or value.startswith("pipe:"):
+                raise ValueError(f"{name} must be a local or shared filesystem path, not a URL (got {value!r}); "
+                                 f"build there, then copy the output (e.g. aws s3 sync OUT s3://bucket/proxy)")
         object.__setattr__(self, "out", Path(self.out))
         if self.workdir is not None:
             object.__setattr__(self, "workdir", Path(self.workdir))

@@ -10,6 +10,7 @@ from proxyds.config import BuildConfig
 from proxyds.pipeline.distributed import World
 from proxyds.presets import get_preset
 from proxyds.sources import open_source
+from proxyds.sources.remote import is_remote
 from proxyds.spaces import resolve_space
 
 __all__ = ["Plan", "resolve", "input_paths"]
@@ -68,12 +69,13 @@ def resolve(config: BuildConfig) -> Plan:
 
 
 def input_paths(plan: Plan) -> list[str]:
-    """The input directories (``hf:DIR``, ``wds:DIR``, a preset's data) and files the build reads:
-    OUT must not be, contain or (for a directory) lie inside any of them."""
+    """The local input directories (``hf:DIR``, ``wds:DIR``, a preset's data) and files the build
+    reads: OUT must not be, contain or (for a directory) lie inside any of them. URLs and ``pipe:``
+    commands are left out: OUT is always a local or shared filesystem path."""
     paths = []
     for source in (plan.train, plan.reference):
         location = os.path.expanduser(getattr(source, "location", ""))
-        if location and os.path.isdir(location):
+        if location and not is_remote(location) and os.path.isdir(location):
             paths.append(location)
-        paths += list(getattr(source, "files", []))
+        paths += [f for f in getattr(source, "files", []) if not is_remote(f)]
     return sorted(set(paths))

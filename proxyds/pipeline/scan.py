@@ -11,7 +11,6 @@ or with ``skip`` a recorded shard error: the examples read before the damage are
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from proxyds.errors import ON_ERROR, BadInput, ErrorPolicy
 from proxyds.manifest import OK, StatusColumn, StringColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
 from proxyds.progress import progress
+from proxyds.sources import remote
 from proxyds.sources.base import Example
 from proxyds.sources.decode import check_input
 
@@ -88,10 +88,10 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
     :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``.
     Pass ``shard_errors`` on the first pass only: it also checks the shard's integrity where
     the source can (``source.damage``), and records each error once."""
-    name = source.shards[index]
+    name, where = source.shards[index], _shard_name(source, index)
     damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
     if damage is not None:
-        message = f"{what} shard {name} is damaged: {damage}"
+        message = f"{what} shard {where} is damaged: {damage}"
         ErrorPolicy.of(on_error)(message, "fix or remove the shard, or pass --on-error skip")
         log.warning("%s; keeping the examples that can be read", message)
         shard_errors.append({"split": what, "shard": name, "error": damage})
@@ -101,7 +101,7 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
             n += 1
             yield ex
     except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
-        message = f"{what} shard {name} is unreadable after {n} examples ({type(err).__name__}: {err})"
+        message = f"{what} shard {where} is unreadable after {n} examples ({type(err).__name__}: {err})"
         try:
             ErrorPolicy.of(on_error)(message, "fix or remove the shard, or pass --on-error skip")
         except BadInput as bad:
@@ -109,6 +109,13 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
         log.warning("%s; skipping the rest of it", message)
         if shard_errors is not None:
             shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
+
+
+def _shard_name(source, index: int) -> str:
+    """A shard's name for messages: its file name, and its URL when it was read from one."""
+    name, files = source.shards[index], getattr(source, "files", [])
+    url = files[index] if len(files) == len(source.shards) else None
+    return f"{name} ({url})" if url is not None and url != name and remote.is_remote(url) else name
 
 
 def _problem(ex: Example, input_column: str, label_column: str, input_shape) -> str | None:
@@ -134,11 +141,11 @@ def _problem(ex: Example, input_column: str, label_column: str, input_shape) -> 
 
 
 def _scan_shard(source, index: int, start: int, what: str, input_column: str, on_error: str, input_shape) -> dict:
-    keys, labels, problems, errors = [], [], [], []
+    keys, labels, problems, errors, where = [], [], [], [], _shard_name(source, index)
     for ex in read_shard(source, index, start, what, on_error, errors):
         problem = _problem(ex, input_column, source.info.label_column, input_shape)
         if problem is not None:
-            ErrorPolicy.of(on_error)(f"{what} example {ex.key!r} (shard {ex.shard}): {problem}")
+            ErrorPolicy.of(on_error)(f"{what} example {ex.key!r} (shard {where}): {problem}")
         keys.append(str(ex.key))
         labels.append(int(ex.label) if problem is None else -1)
         problems.append(problem)
@@ -245,11 +252,11 @@ def _skip_labels(index: SplitIndex, what: str, bad: np.ndarray, on_error: str, n
 
 
 def _source_key(source, what: str, plan) -> str | None:
-    """Fingerprint of a split's files (path, size, mtime); None when it has no local files."""
-    files = getattr(source, "files", [])
-    if not files:
+    """Fingerprint of a split's files (path, size, mtime; a URL's size and checksum, e.g. its S3
+    ETag); None when it has no files, or ``pipe:`` shards whose content nothing tells."""
+    stats = remote.file_stats(getattr(source, "files", []))
+    if not stats:
         return None
-    stats = [(f, st.st_size, st.st_mtime_ns) for f, st in ((f, os.stat(f)) for f in files)]
     return fingerprint("scan-v2", what, stats, source.info.label_column, plan.input_column, plan.on_error,
                        plan.config.key_column, list(plan.space.input_shape))
 

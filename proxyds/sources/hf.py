@@ -3,7 +3,10 @@
 The location is a local dataset directory (anything ``datasets.load_dataset(DIR)``
 understands, e.g. ``data/train-*.parquet`` + ``data/test-*.parquet``), a file pattern with a
 ``{split}`` placeholder (``/data/cifar/{split}-*.parquet``), or a Hub name (which needs the
-network and is never used by proxyds' own tests).
+network and is never used by proxyds' own tests). It may also be a URL fsspec reads
+(``s3://bucket/cifar``, ``gs://…``, ``hf://datasets/…``): a folder URL's files are found by
+the same rules ``datasets`` applies to a local directory (``data/train-*.parquet``,
+``train/*.parquet``, …; its README's ``configs`` are not read), a pattern URL by its glob.
 
 A local directory is checked before ``datasets`` sees it (:func:`check_dataset_dir`): a
 dataset loading script is refused, never run, and the dataset card's YAML header must load
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from proxyds.sources import remote
 from proxyds.sources.base import Example, SplitInfo
 
 __all__ = ["HFSource", "check_dataset_dir"]
@@ -43,10 +47,9 @@ class HFSource:
 
         self.location, self.split = location, split
         self.label_column, self.key_column = label_column, key_column
-        if "{split}" in location:
-            files = sorted(glob.glob(location.format(split=split)))
-            if not files:
-                raise FileNotFoundError(f"hf:{location}: no files match {location.format(split=split)!r} for split {split!r}")
+        self._remote = remote.is_remote(location)
+        if self._remote or "{split}" in location:
+            files = _split_files(location, split)
             ext = os.path.splitext(files[0])[1]
             if ext not in _FORMATS:
                 raise ValueError(f"hf:{location}: cannot read {ext!r} files; known: {', '.join(sorted(_FORMATS))}")
@@ -84,7 +87,10 @@ class HFSource:
 
     @property
     def files(self) -> list[str]:
-        """Local data files in read order (empty for a Hub dataset)."""
+        """Data files (local paths, or URLs for a URL location) in read order (empty for a Hub
+        dataset given by name)."""
+        if self._remote:
+            return list(self._files)
         return [str(f) for f in self._files if os.path.exists(str(f))]
 
     @property
@@ -96,8 +102,8 @@ class HFSource:
 
     @property
     def worker_safe(self) -> bool:
-        """Whether shards can be read in DataLoader workers: local parquet shards are read with
-        pyarrow, one row group at a time. ``datasets`` streaming is not: inside a torch worker it
+        """Whether shards can be read in DataLoader workers: parquet shards (local, or URLs through
+        fsspec) are read with pyarrow, one row group at a time. ``datasets`` streaming is not: inside a torch worker it
         splits its shards between the workers on its own, so a worker handed one shard reads
         nothing (it warns "Too many dataloader workers" and drops the data)."""
         files = self.files
@@ -107,9 +113,11 @@ class HFSource:
         """Rows per shard from the parquet footers (no data read), or None when not parquet."""
         if not self.worker_safe:
             return None
-        import pyarrow.parquet as pq
-
-        return [pq.ParquetFile(f).metadata.num_rows for f in self.files]
+        sizes = []
+        for f in self.files:
+            with _parquet(f) as pf:
+                sizes.append(pf.metadata.num_rows)
+        return sizes
 
     @property
     def keys_from_position(self) -> bool:
@@ -117,10 +125,9 @@ class HFSource:
 
     def _rows(self, index: int) -> Iterator[dict]:
         if self.worker_safe:
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(self.files[index]).iter_batches(batch_size=256):
-                yield from batch.to_pylist()
+            with _parquet(self.files[index]) as pf:
+                for batch in pf.iter_batches(batch_size=256):
+                    yield from batch.to_pylist()
         else:
             yield from self._ds.shard(num_shards=self._ds.num_shards, index=index, contiguous=True)
 
@@ -140,15 +147,15 @@ class HFSource:
             yield from ((i, ex) for i, ex in enumerate(self.shard_examples(index, start)) if keep[i])
             return
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         name, offset = self.shards[index], 0
-        for batch in pq.ParquetFile(self.files[index]).iter_batches(batch_size=self.read_batch):
-            rows = np.flatnonzero(keep[offset:offset + batch.num_rows])
-            for i, row in zip(rows.tolist(), batch.take(pa.array(rows)).to_pylist() if len(rows) else ()):
-                key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + offset + i:08d}"
-                yield offset + i, Example(key=key, label=row.get(self.label_column), payload=row, shard=name)
-            offset += batch.num_rows
+        with _parquet(self.files[index]) as pf:
+            for batch in pf.iter_batches(batch_size=self.read_batch):
+                rows = np.flatnonzero(keep[offset:offset + batch.num_rows])
+                for i, row in zip(rows.tolist(), batch.take(pa.array(rows)).to_pylist() if len(rows) else ()):
+                    key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + offset + i:08d}"
+                    yield offset + i, Example(key=key, label=row.get(self.label_column), payload=row, shard=name)
+                offset += batch.num_rows
 
     def __iter__(self) -> Iterator[Example]:
         start = 0
@@ -161,6 +168,42 @@ class HFSource:
         return f"HFSource({self.location!r}, split={self.split!r})"
 
 
+def _split_files(location: str, split: str) -> list[str]:
+    """The files of one split: those matching a ``{split}`` pattern, or, for a folder URL, those
+    ``datasets``' data-file rules find there (the rules ``load_dataset`` applies to a local
+    directory); FileNotFoundError naming the location when there are none."""
+    if remote.is_pipe(location):
+        raise ValueError(f"hf:{location}: pipe: commands are read by wds: sources only (a pipe: shard is a tar)")
+    if "{split}" in location:
+        pattern = location.format(split=split)
+        files = remote.glob(pattern) if remote.is_remote(pattern) else sorted(glob.glob(pattern))
+        if not files:
+            raise FileNotFoundError(f"hf:{location}: no files match {pattern!r} for split {split!r}")
+        return files
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    fs, _ = remote.url_fs(location)  # a missing fsspec backend is named before datasets tries
+    fs.invalidate_cache()  # list the folder afresh: the files' fingerprints are read from the listing
+    try:
+        files = DataFilesDict.from_patterns(get_data_patterns(location), base_path=location)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"hf:{location}: no data files found there ({err})") from None
+    if split not in files:
+        raise ValueError(f"hf:{location}: split {split!r} not found; splits: {', '.join(files)}")
+    return list(files[split])
+
+
+def _parquet(path: str):
+    """A pyarrow ParquetFile: a local path directly, a URL through its fsspec filesystem (read by
+    range requests, a row group at a time; nothing is downloaded first)."""
+    import pyarrow.parquet as pq
+
+    if remote.is_remote(path):
+        fs, inner = remote.url_fs(path)
+        return pq.ParquetFile(inner, filesystem=fs)
+    return pq.ParquetFile(path)
+
+
 def _parquet_class_names(files: list[str], label_column: str) -> tuple[str, ...] | None:
     """The label's ClassLabel names as each parquet file of the split records them.
 
@@ -170,13 +213,12 @@ def _parquet_class_names(files: list[str], label_column: str) -> tuple[str, ...]
     """
     import json
 
-    import pyarrow.parquet as pq
-
     found: dict[tuple[str, ...], str] = {}
     for f in files:
         if not f.endswith(".parquet"):
             return None
-        meta = (pq.read_schema(f).metadata or {}).get(b"huggingface")
+        with _parquet(f) as pf:
+            meta = (pf.schema_arrow.metadata or {}).get(b"huggingface")
         if meta is None:
             return None
         label = json.loads(meta).get("info", {}).get("features", {}).get(label_column, {})
