@@ -165,8 +165,6 @@ class BuildConfig:
         if self.workdir is not None:
             object.__setattr__(self, "workdir", Path(self.workdir))
         object.__setattr__(self, "weights", validate_weights(self.weights))
-        if self.format is not None and self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
         pairs = []
         for item in self.probe_checkpoints:
             role, path = item.split("=", 1) if isinstance(item, str) and "=" in item else item
@@ -177,12 +175,11 @@ class BuildConfig:
         if not isinstance(self.selector, str) or not self.selector or any(c.isspace() for c in self.selector):
             raise ValueError(f"selector must be a registered selector name (see proxyds.selection.selectors) or "
                              f"module:attr (got {self.selector!r})")
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)} (got {self.on_error!r})")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
-        if self.neighbors not in NEIGHBORS:
-            raise ValueError(f"neighbors must be one of {', '.join(NEIGHBORS)} (got {self.neighbors!r})")
+        for name, allowed in (("format", FORMATS), ("on_error", ON_ERROR), ("precision", PRECISIONS),
+                              ("neighbors", NEIGHBORS)):
+            value = getattr(self, name)
+            if value not in allowed and not (name == "format" and value is None):
+                raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
         lr_mode = str(self.label_reduction)
         if lr_mode not in ("auto", "off") and not (lr_mode.isdigit() and int(lr_mode) >= 2):
             raise ValueError(f"label_reduction must be auto, off or a number of classes >= 2 (got {self.label_reduction!r})")
