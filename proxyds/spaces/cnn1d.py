@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import ArchConfig, SearchSpace, register_space
+from .registry import SearchSpace, params_space, register_space
 
 __all__ = ["CNN1D_CONFIGS", "CNN1D"]
 
@@ -164,16 +164,8 @@ class CNN1D(_ConvNet):
 def cnn1d() -> SearchSpace:
     """24 heterogeneous 1D CNNs for MNIST-1D (input ``(1, 40)``): width, depth, kernel,
     downsampling, normalisation, residuals, activation, dropout and head all vary."""
-    configs = []
-    for values in CNN1D_CONFIGS:
-        p = dict(zip(_FIELDS, values))
-        configs.append(ArchConfig(config_name(p), p))
-
-    def build(config: ArchConfig, num_classes: int) -> CNN1D:
-        return CNN1D(dict(config.params), num_classes)
-
-    return SearchSpace("cnn1d", (1, 40), configs, build,
-                       description="heterogeneous 1D CNNs for MNIST-1D: stem + 3 stages (w, 2w, 2w) of "
-                                   "depth conv blocks; width, depth, kernel, downsampling (none/stride/pool/"
-                                   "strided stem), BatchNorm in stages or not, residual or not, "
-                                   "ReLU/GELU/tanh, head dropout, avg/max/flatten head vary.")
+    return params_space("cnn1d", (1, 40), (dict(zip(_FIELDS, v)) for v in CNN1D_CONFIGS), config_name, CNN1D,
+                        description="heterogeneous 1D CNNs for MNIST-1D: stem + 3 stages (w, 2w, 2w) of "
+                                    "depth conv blocks; width, depth, kernel, downsampling (none/stride/pool/"
+                                    "strided stem), BatchNorm in stages or not, residual or not, "
+                                    "ReLU/GELU/tanh, head dropout, avg/max/flatten head vary.")

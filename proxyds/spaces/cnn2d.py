@@ -30,7 +30,7 @@ from __future__ import annotations
 from torch import nn
 
 from .cnn1d import _FIELDS, _Block, _ConvNet, _act, config_name  # the same blocks and names, in 2-D
-from .registry import ArchConfig, SearchSpace, register_space
+from .registry import SearchSpace, params_space, register_space
 
 __all__ = ["DIGITS_CNN_CONFIGS", "CNN2D"]
 
@@ -85,16 +85,9 @@ class CNN2D(_ConvNet):
 @register_space("digits-cnn")
 def digits_cnn() -> SearchSpace:
     """16 heterogeneous 2-D CNNs for 8x8 grey images (the ``digits`` preset; input ``(1, 8, 8)``)."""
-    configs = []
-    for values in DIGITS_CNN_CONFIGS:
-        p = dict(zip(_FIELDS, values))
-        configs.append(ArchConfig(config_name(p), p))
-
-    def build(config: ArchConfig, num_classes: int) -> CNN2D:
-        return CNN2D(dict(config.params), num_classes)
-
-    return SearchSpace("digits-cnn", (1, 8, 8), configs, build,
-                       description="heterogeneous 2D CNNs for 8x8 grey digits: stem + 2 stages (w, 2w) of depth "
-                                   "conv blocks; width, depth, kernel, downsampling (none/stride/pool), "
-                                   "BatchNorm in stages or not, residual or not, ReLU/GELU/tanh, head dropout, "
-                                   "avg/max/flatten head vary.")
+    return params_space("digits-cnn", (1, 8, 8), (dict(zip(_FIELDS, v)) for v in DIGITS_CNN_CONFIGS), config_name,
+                        CNN2D,
+                        description="heterogeneous 2D CNNs for 8x8 grey digits: stem + 2 stages (w, 2w) of depth "
+                                    "conv blocks; width, depth, kernel, downsampling (none/stride/pool), "
+                                    "BatchNorm in stages or not, residual or not, ReLU/GELU/tanh, head dropout, "
+                                    "avg/max/flatten head vary.")

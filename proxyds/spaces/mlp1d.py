@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import ArchConfig, SearchSpace, register_space
+from .registry import SearchSpace, params_space, register_space
 
 __all__ = ["MLP1D_CONFIGS", "MLP1D"]
 
@@ -93,11 +93,6 @@ class MLP1D(nn.Module):
 def mlp1d() -> SearchSpace:
     """24 MLPs for MNIST-1D (input ``(1, 40)``): width, depth, activation, normalisation,
     dropout and residual connections vary."""
-    configs = [ArchConfig(config_name(dict(zip(_FIELDS, v))), dict(zip(_FIELDS, v))) for v in MLP1D_CONFIGS]
-
-    def build(config: ArchConfig, num_classes: int) -> MLP1D:
-        return MLP1D(dict(config.params), num_classes)
-
-    return SearchSpace("mlp1d", (1, 40), configs, build,
-                       description="MLPs for MNIST-1D: 1-4 hidden layers of 32-256 units; ReLU/GELU/tanh, "
-                                   "no norm/BatchNorm/LayerNorm, dropout 0/0.2, residual or not vary.")
+    return params_space("mlp1d", (1, 40), (dict(zip(_FIELDS, v)) for v in MLP1D_CONFIGS), config_name, MLP1D,
+                        description="MLPs for MNIST-1D: 1-4 hidden layers of 32-256 units; ReLU/GELU/tanh, "
+                                    "no norm/BatchNorm/LayerNorm, dropout 0/0.2, residual or not vary.")

@@ -22,7 +22,7 @@ import importlib
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -40,6 +40,7 @@ __all__ = [
     "list_spaces",
     "count_macs",
     "count_params",
+    "params_space",
 ]
 
 
@@ -260,6 +261,16 @@ class SearchSpace:
             key=lambda c: (self.macs(c, num_classes), self.params(c, num_classes), c.name),
         )
         return [ordered[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+def params_space(name: str, input_shape: tuple[int, ...], params: Iterable[dict], config_name: Callable[[dict], str],
+                 model: Callable[[dict, int], nn.Module], description: str = "") -> SearchSpace:
+    """A space of one model family: each config is a parameter dict named by ``config_name`` and
+    built as ``model(params, num_classes)`` (``cnn1d``, ``digits-cnn``, ``mlp1d`` and their draws)."""
+    def build(config: ArchConfig, num_classes: int) -> nn.Module:
+        return model(dict(config.params), num_classes)
+
+    return SearchSpace(name, input_shape, [ArchConfig(config_name(p), p) for p in params], build, description)
 
 
 _FACTORIES: Registry[Callable[[], SearchSpace]] = Registry("search space")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import cnn1d, mlp1d
-from .registry import ArchConfig, SearchSpace, count_macs, register_space
+from .registry import SearchSpace, count_macs, params_space, register_space
 
 __all__ = ["GRIDS", "sample_space", "SAMPLED_SEEDS", "SAMPLED_SIZE"]
 
@@ -54,21 +54,18 @@ def sample_space(kind: str, seed: int, n: int = SAMPLED_SIZE) -> SearchSpace:
     order = np.random.default_rng(seed).permutation(len(combos))
     name = f"{kind}-s{seed}" + ("" if n == SAMPLED_SIZE else f"-n{n}")
 
-    def build(config: ArchConfig, num_classes: int):
-        return model(dict(config.params), num_classes)
-
-    configs = []
+    drawn = []
     for i in order:
         params = dict(zip(fields, combos[i]))
         with torch.random.fork_rng(devices=[]):  # counting MACs never shifts the caller's RNG
             macs = count_macs(model(params, 10), (1, 40))
         if macs <= grid["max_macs"]:
-            configs.append(ArchConfig(module.config_name(params), params))
-            if len(configs) == n:
+            drawn.append(params)
+            if len(drawn) == n:
                 break
-    return SearchSpace(name, (1, 40), configs, build,
-                       description=f"{n} configs of the {kind} grid drawn with seed {seed} (at most "
-                                   f"{grid['max_macs']:,} MACs, none of {kind}'s frozen 24)")
+    return params_space(name, (1, 40), drawn, module.config_name, model,
+                        description=f"{n} configs of the {kind} grid drawn with seed {seed} (at most "
+                                    f"{grid['max_macs']:,} MACs, none of {kind}'s frozen 24)")
 
 
 def _register(kind: str, seed: int) -> None:
