@@ -122,6 +122,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-").replace("--", "-")
 
 
+def _member_dir(out: Path, member: str, recipe: str | None = None) -> Path:
+    """Where one member's evaluation of ``recipe`` (phase 1), or of every selector (phase 2), is written."""
+    return out / "members" / member / (f"recipe-{_slug(recipe)}" if recipe else "selectors")
+
+
 def run_suite(name: str, out, *, cache=None, members=None, phase: str = "all") -> dict | None:
     """Run (or read from the cache) the suite ``name``'s members and write its report to ``out``.
     ``members``: names to run (default all; with a subset nothing is assembled). ``phase``:
@@ -140,23 +145,22 @@ def run_suite(name: str, out, *, cache=None, members=None, phase: str = "all") -
             raise ValueError(f"unknown member {m!r} of suite {name!r}; known: {', '.join(known)}")
     chosen = [m for m in suite["members"] if members is None or m.name in members]
     cache = Path(cache or cache_dir() / "evaluate-suite")
-    results: dict = {"recipes": {}, "selectors": {}}
     for m in chosen:  # phase 1: candidate recipes on the tuning half, random proxies
         if m.half != "tuning" or phase == "selectors":
             continue
         for label, recipe in suite["recipes"].items():
-            cfg = _member_config(suite, m, out / "members" / m.name / f"recipe-{_slug(label)}", cache,
-                                 selectors=("random",), proxy_seeds=suite["recipe_seeds"], proxy_recipe=recipe)
+            cfg = _member_config(suite, m, _member_dir(out, m.name, label), cache, selectors=("random",),
+                                 proxy_seeds=suite["recipe_seeds"], proxy_recipe=recipe)
             log.info("suite %s: member %s, recipe %s", name, m.name, label)
-            results["recipes"].setdefault(label, {})[m.name] = evaluate(cfg)
+            evaluate(cfg)  # its results.json is read back by _read, with any other process's
     if phase == "recipes":
         return None
     recipe_label = choose_recipe(suite, _read(out, suite, "recipes"))["chosen"]
     for m in chosen:  # phase 2: every selector with the chosen recipe, both halves
-        cfg = _member_config(suite, m, out / "members" / m.name / "selectors", cache, selectors=suite["selectors"],
+        cfg = _member_config(suite, m, _member_dir(out, m.name), cache, selectors=suite["selectors"],
                              proxy_seeds=suite["proxy_seeds"], proxy_recipe=suite["recipes"][recipe_label])
         log.info("suite %s: member %s, every selector", name, m.name)
-        results["selectors"][m.name] = evaluate(cfg)
+        evaluate(cfg)
     if members is not None:
         return None
     return assemble_suite(name, out)
@@ -169,11 +173,11 @@ def _read(out: Path, suite: dict, phase: str) -> dict:
     for m in suite["members"]:
         if phase == "recipes":
             for label in suite["recipes"]:
-                path = out / "members" / m.name / f"recipe-{_slug(label)}" / "results.json"
+                path = _member_dir(out, m.name, label) / "results.json"
                 if path.exists():
                     got.setdefault(label, {})[m.name] = json.loads(path.read_text())
         else:
-            path = out / "members" / m.name / "selectors" / "results.json"
+            path = _member_dir(out, m.name) / "results.json"
             if path.exists():
                 got[m.name] = json.loads(path.read_text())
     return got
@@ -185,8 +189,8 @@ def _values(result: dict, selector: str, ratio: str, metric: str = "spearman") -
 
 def choose_recipe(suite: dict, by_recipe: dict) -> dict:
     """The tuning half's recipes: each one's mean Spearman (random proxies, every tuning member,
-    ratio and seed) and 10% cost; the chosen one is the best among those costing at most
-    ``max_cost`` of the full run in steps and in FLOPs at 10%."""
+    ratio and seed) and cost; the chosen one is the best among those costing at most ``max_cost``
+    of the full run in steps and in FLOPs at the largest ratio."""
     tuning = [m.name for m in suite["members"] if m.half == "tuning"]
     rows = {}
     for label in suite["recipes"]:
