@@ -135,9 +135,12 @@ class HFSource:
         """Examples of shard ``index``; ``start`` is the split-level index of its first row."""
         name = self.shards[index]
         for i, row in enumerate(self._rows(index)):
-            label = row.get(self.label_column)
-            key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + i:08d}"
-            yield Example(key=key, label=label, payload=row, shard=name)
+            yield self._example(row, start + i, name)
+
+    def _example(self, row: dict, position: int, shard: str) -> Example:
+        """The example of ``row``, at ``position`` in the split: keyed by its key column, or by position."""
+        key = str(row[self.key_column]) if self.key_column else f"{self.split}-{position:08d}"
+        return Example(key=key, label=row.get(self.label_column), payload=row, shard=shard)
 
     def selected_examples(self, index: int, start: int, keep: np.ndarray) -> Iterator[tuple[int, Example]]:
         """``(row, example)`` for the rows of shard ``index`` where ``keep`` (bool per row) is set:
@@ -153,8 +156,7 @@ class HFSource:
             for batch in pf.iter_batches(batch_size=self.read_batch):
                 rows = np.flatnonzero(keep[offset:offset + batch.num_rows])
                 for i, row in zip(rows.tolist(), batch.take(pa.array(rows)).to_pylist() if len(rows) else ()):
-                    key = str(row[self.key_column]) if self.key_column else f"{self.split}-{start + offset + i:08d}"
-                    yield offset + i, Example(key=key, label=row.get(self.label_column), payload=row, shard=name)
+                    yield offset + i, self._example(row, start + offset + i, name)
                 offset += batch.num_rows
 
     def __iter__(self) -> Iterator[Example]:
