@@ -44,13 +44,16 @@ def _bars(n: int, seed: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def tiny_images(tmp_path_factory):
     """A HF image dataset: 90 train and 60 test 8x8 grey PNGs, 3 classes, in shards of 40."""
+    return _image_dataset(tmp_path_factory.mktemp("bars"), (("train", 90, 0), ("test", 60, 1)))
+
+
+def _image_dataset(root, splits):
     import datasets
 
     from proxyds.sinks import ParquetShardWriter
 
-    root = tmp_path_factory.mktemp("bars")
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
-    for split, n, seed in (("train", 90, 0), ("test", 60, 1)):
+    for split, n, seed in splits:
         with ParquetShardWriter(root / "data", split, features, rows_per_shard=40) as w:
             for row in _bars(n, seed):
                 w.write(row)
@@ -191,3 +194,29 @@ def test_source_proxies_record_flat_weights(tiny_images, tmp_path):
     made = streamed._proxy_jobs(cfg, data, ["unused"], pick_device("cpu"))
     assert made.notes["class-balanced"]["flat_weight_seeds"] == [0]
     assert made.notes["random"]["flat_weight_seeds"] == [0]
+
+
+def test_an_evaluation_split_is_taken_whole(tmp_path):
+    """--evaluation-split: B is the source's second held-out split, whole; A the reference split, uncut."""
+    src = _image_dataset(tmp_path / "three", (("train", 90, 0), ("validation", 45, 1), ("test", 33, 2)))
+    r, _ = _evaluate(tmp_path, f"hf:{src}", "--space", "digits-cnn", "--input-column", "image",
+                     "--reference-split", "validation", "--evaluation-split", "test")
+    assert r["data"]["sizes"] == {"train": 90, "reference_A": 45, "evaluation_B": 33}
+    assert "'test'" in r["data"]["evaluation_B"] and "'validation'" in r["data"]["reference_A"]
+    assert {e["evaluation_examples"] for e in _runs(tmp_path / "cache")} == {33}  # every accuracy over B only
+
+
+def _runs(cache):
+    return [json.loads(p.read_text()) for p in (cache / "runs").rglob("*.json")]
+
+
+def test_bad_evaluation_splits_are_named(tmp_path, capsys):
+    src = _image_dataset(tmp_path / "three", (("train", 30, 0), ("validation", 15, 1), ("test", 12, 2)))
+    base = ["evaluate", f"hf:{src}", "--space", "digits-cnn", "--input-column", "image", "--reference-split",
+            "validation", "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache")]
+    assert main([*base, "--evaluation-split", "validation"]) == 1
+    assert "--evaluation-split 'validation' is the reference split" in capsys.readouterr().err
+    assert main([*base, "--evaluation-split", "test", "--evaluation-fraction", "0.3"]) == 1
+    assert "give one or the other" in capsys.readouterr().err
+    assert main([*base, "--evaluation-split", "nope"]) == 1
+    assert "nope" in capsys.readouterr().err

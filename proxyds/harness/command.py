@@ -114,6 +114,10 @@ def _evaluate_source_options(e) -> None:
                    help="evaluation split B = a class-stratified fraction F of the held-out split (every accuracy); "
                         "reference split A = the rest (scores importance) (default 0.5)")
     g.add_argument("--split-seed", type=int, default=None, help="seed of the A/B cut (default 0)")
+    g.add_argument("--evaluation-split", default=None, metavar="NAME",
+                   help="evaluation split B = this split of the source, whole (a second held-out split, e.g. "
+                        "'test' beside 'validation'); reference split A = the held-out split, uncut (default: none, "
+                        "B is cut out of the held-out split by --evaluation-fraction)")
     g.add_argument("--build", type=_setting, action="append", default=None, metavar="FIELD=VALUE",
                    help="another build setting for every proxy, e.g. probe_epochs=8, label_reduction=off, "
                         "workers=0 (repeatable; the names of build's options with _ for -)")
@@ -132,7 +136,7 @@ def _setting(text: str) -> tuple[str, object]:
 
 
 _SOURCE_OPTIONS = ("data", "input_column", "label_column", "train_split", "reference_split", "evaluation_fraction",
-                   "split_seed", "build")
+                   "split_seed", "evaluation_split", "build")
 
 
 def run_evaluate(args) -> int:
@@ -158,7 +162,7 @@ def run_evaluate(args) -> int:
                       if getattr(args, k) is not None})
         cfg = EvaluateConfig.from_source(args.benchmark, args.out, tiny=args.tiny, data=args.data, build=build,
                                          evaluation_fraction=args.evaluation_fraction, split_seed=args.split_seed,
-                                         **fields)
+                                         evaluation_split=args.evaluation_split, **fields)
     print(format_evaluation(evaluate(cfg), cfg.out))
     return 0
 

@@ -53,7 +53,8 @@ class SourceSpec:
     ``--data``) or a source (``hf:DIR``, ``wds:…``). The build's held-out split is cut in two,
     class-stratified with ``split_seed``: evaluation split B (``evaluation_fraction`` of it: every
     accuracy) and reference split A (the rest: the build's reference split, scoring importance).
-    ``build`` holds other :class:`~proxyds.config.BuildConfig` settings as (field, value) pairs
+    With ``evaluation_split`` (a second held-out split of the source), B is that split whole and A
+    the build's reference split, uncut. ``build`` holds other :class:`~proxyds.config.BuildConfig` settings as (field, value) pairs
     (``input_column``, ``probe_epochs``, ``label_reduction``, ``workers``, …)."""
 
     source: str
@@ -61,6 +62,7 @@ class SourceSpec:
     evaluation_fraction: float = 0.5
     split_seed: int = 0
     build: tuple[tuple[str, object], ...] = ()
+    evaluation_split: str | None = None
 
     def __post_init__(self):
         from proxyds.config import BuildConfig
@@ -72,6 +74,10 @@ class SourceSpec:
             raise ValueError(f"evaluation_fraction must be in the open interval (0, 1) (got {f!r})")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
             raise ValueError(f"split_seed must be a non-negative integer (got {self.split_seed!r})")
+        if self.evaluation_split is not None and (not isinstance(self.evaluation_split, str)
+                                                  or not self.evaluation_split):
+            raise ValueError(f"evaluation_split must be a split name such as 'validation' (got "
+                             f"{self.evaluation_split!r})")
         known = {f.name for f in dataclasses.fields(BuildConfig)} - set(_HARNESS_SET)
         pairs = tuple((str(k), v) for k, v in dict(self.build).items())
         for key, _ in pairs:
@@ -182,7 +188,8 @@ class EvaluateConfig:
     @classmethod
     def from_source(cls, source: str, out, *, tiny: bool = False, data: str | None = None,
                     evaluation_fraction: float | None = None, split_seed: int | None = None,
-                    build: dict | None = None, **overrides) -> "EvaluateConfig":
+                    evaluation_split: str | None = None, build: dict | None = None,
+                    **overrides) -> "EvaluateConfig":
         """Evaluate on ``source`` (a preset or ``hf:``/``wds:`` source, as ``proxyds build`` takes it)
         with ``overrides`` as in :meth:`from_benchmark` (None values ignored). ``space`` defaults to
         a preset's; ``tiny`` is a smoke run (:data:`TINY_SOURCE`, on 3 configs spread by MACs)."""
@@ -203,7 +210,12 @@ class EvaluateConfig:
                 resolve_space(space).configs))))
         fields.update(benchmark=source, space=space)
         _training(fields, overrides)
-        spec = {"evaluation_fraction": evaluation_fraction, "split_seed": split_seed}
+        if evaluation_split is not None and (evaluation_fraction is not None or split_seed is not None):
+            raise ValueError(f"--evaluation-split {evaluation_split!r} takes evaluation split B whole; "
+                             f"--evaluation-fraction and --split-seed cut B out of the reference split instead "
+                             f"(give one or the other)")
+        spec = {"evaluation_fraction": evaluation_fraction, "split_seed": split_seed,
+                "evaluation_split": evaluation_split}
         fields["data"] = SourceSpec(source, data, build=tuple((build or {}).items()),
                                     **{k: v for k, v in spec.items() if v is not None})
         fields.update({k: v for k, v in overrides.items() if v is not None})

@@ -4,7 +4,9 @@
 ``hf:``, ``wds:``; the stage cache of the work dir makes a rerun free) and cuts the held-out
 split in two, class-stratified and seeded: **evaluation split B** (every accuracy) and
 **reference split A** (the rest), which plays the build's reference split: B's examples are
-marked skipped in it, so no probe score, case or importance ever sees them.
+marked skipped in it, so no probe score, case or importance ever sees them. A source with a
+second held-out split (``evaluation_split``, e.g. ImageNet-style ``validation`` and ``test``)
+gives B whole instead, and A is the build's reference split, uncut.
 
 :func:`make_proxies` runs the build's stages for one seed (probes trained or loaded, reference
 and train scoring passes, then the sample stage once per selector x ratio), so each proxy is the
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 class SourceData:
     """The scanned splits of a source: ``train``; ``held_out`` (the build's reference split, whole);
     ``reference`` (A: ``held_out`` with B's examples skipped); ``evaluation`` (B: a bool mask over
-    ``held_out``'s positions). ``key`` fingerprints both splits and the cut."""
+    ``eval_index``'s positions); ``eval_source`` and ``eval_index``: the split B is read from
+    (``held_out`` itself, or the source's evaluation split). ``key`` fingerprints the splits and the cut."""
 
     plan: Plan
     train: SplitIndex
@@ -51,6 +54,12 @@ class SourceData:
     names: tuple[str, ...]
     key: str
     description: dict = field(default_factory=dict)
+    eval_source: object = None
+    eval_index: SplitIndex | None = None
+
+    def __post_init__(self):
+        if self.eval_index is None:  # B is a part of the held-out split
+            self.eval_source, self.eval_index = self.plan.reference, self.held_out
 
     @property
     def num_classes(self) -> int:
@@ -100,28 +109,60 @@ def split_reference(held_out: SplitIndex, fraction: float, seed: int) -> tuple[S
 
 
 def open_source_data(spec: SourceSpec, space: str, workdir: Path, device: str) -> SourceData:
-    """Resolve and scan ``spec`` as the build does, and cut its held-out split into A and B."""
+    """Resolve and scan ``spec`` as the build does, and cut its held-out split into A and B (or take
+    B whole from ``spec.evaluation_split``)."""
     config = spec.build_config(space, workdir, device)
     plan = resolve(config)
     cache = StageCache(config.workdir)
     train, train_key = cached_scan(plan, plan.train, "train", cache)
     held_out, held_key = cached_scan(plan, plan.reference, "reference", cache)
     names = class_names(plan.train.info, plan.reference.info, train, held_out, plan.on_error)
-    reference, evaluation = split_reference(held_out, spec.evaluation_fraction, spec.split_seed)
-    key = fingerprint("evaluate-source-v1", train_key, held_key, np.flatnonzero(evaluation).tobytes())[:16]
     split = getattr(plan.reference, "split", "reference")
+    if spec.evaluation_split is None:
+        reference, evaluation = split_reference(held_out, spec.evaluation_fraction, spec.split_seed)
+        eval_source, eval_index = plan.reference, held_out
+        key = fingerprint("evaluate-source-v1", train_key, held_key, np.flatnonzero(evaluation).tobytes())[:16]
+        b = (f"a class-stratified {spec.evaluation_fraction:g} of the held-out split {split!r}, drawn with seed "
+             f"{spec.split_seed} ({{n}} examples): every reported accuracy; disjoint from A")
+        a = f"the held-out split {split!r} minus B ({{n}} examples)"
+    else:
+        eval_source, eval_index, eval_key = _evaluation_split(spec, plan, cache, len(names))
+        reference, evaluation = held_out, eval_index.ok.copy()
+        key = fingerprint("evaluate-source-v1", train_key, held_key, "evaluation-split", eval_key)[:16]
+        b = f"the split {spec.evaluation_split!r} ({{n}} usable examples): every reported accuracy; disjoint from A"
+        a = f"the held-out split {split!r} ({{n}} examples)"
     n_a, n_b = int(reference.ok.sum()), int(evaluation.sum())
     description = {
         "dataset": spec.source, "source": plan.spec, "space": plan.space.name,
         "train": f"the build's train split ({int(train.ok.sum())} usable examples); proxies are drawn from it",
-        "reference_A": f"the held-out split {split!r} minus B ({n_a} examples): the build's reference split, "
-                       f"scores importance, never an accuracy",
-        "evaluation_B": f"a class-stratified {spec.evaluation_fraction:g} of the held-out split {split!r}, drawn "
-                        f"with seed {spec.split_seed} ({n_b} examples): every reported accuracy; disjoint from A",
+        "reference_A": a.format(n=n_a) + ": the build's reference split, scores importance, never an accuracy",
+        "evaluation_B": b.format(n=n_b),
         "sizes": {"train": int(train.ok.sum()), "reference_A": n_a, "evaluation_B": n_b},
         "build_settings": {k: v for k, v in spec.build},
     }
-    return SourceData(plan, train, train_key, held_out, reference, evaluation, names, key, description)
+    return SourceData(plan, train, train_key, held_out, reference, evaluation, names, key, description,
+                      eval_source, eval_index)
+
+
+def _evaluation_split(spec: SourceSpec, plan: Plan, cache: StageCache, num_classes: int):
+    """(source, index, key) of ``spec.evaluation_split``: read from where the reference split is read,
+    scanned as the build scans; it must be neither the train nor the reference split, and its labels
+    must be classes of the train split."""
+    name = spec.evaluation_split
+    taken = {"train": getattr(plan.train, "split", None), "reference": getattr(plan.reference, "split", None)}
+    for role, used in taken.items():
+        if name == used:
+            raise ValueError(f"--evaluation-split {name!r} is the {role} split; every accuracy must be measured on "
+                             f"a split disjoint from train and reference (the source's other held-out split)")
+    other = resolve(replace(plan.config, reference_split=name))
+    index, key = cached_scan(plan, other.reference, "evaluation", cache)
+    labels = index.labels[index.ok]
+    if not len(labels):
+        raise ValueError(f"--evaluation-split {name!r} has no usable example")
+    if labels.max() >= num_classes:
+        raise ValueError(f"--evaluation-split {name!r} has label {int(labels.max())}, but the train split has "
+                         f"{num_classes} classes (labels 0..{num_classes - 1})")
+    return other.reference, index, key
 
 
 def make_proxies(data: SourceData, selectors, ratios, seed: int, device) -> tuple[list[Proxy], dict]:

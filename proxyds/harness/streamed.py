@@ -98,16 +98,16 @@ class StreamHarness(Harness):
         recipe = job.recipe or self.recipe
         if proxy is None:
             usable, labels, classes = d.train.ok.copy(), d.train.labels, d.num_classes
-            eval_labels = d.held_out.labels
+            eval_labels = d.eval_index.labels
         else:
             usable, labels, classes = proxy.selected & d.train.ok, proxy.labels, proxy.num_classes
-            eval_labels = np.where(d.held_out.labels >= 0, proxy.label_map[np.maximum(d.held_out.labels, 0)], -1)
+            eval_labels = np.where(d.eval_index.labels >= 0, proxy.label_map[np.maximum(d.eval_index.labels, 0)], -1)
         torch.manual_seed(job.seed)
         model = self.space.build(job.config, classes)
         loader = self._loader(d.plan.train, d.train, "train", usable, recipe.batch_size, job.seed)
         train_streamed(model, loader, labels, recipe, examples=int(usable.sum()), device=self.device)
-        b = d.evaluation & d.held_out.ok & (eval_labels >= 0)
-        acc = streamed_accuracy(model, self._loader(d.plan.reference, d.held_out, "evaluation", b, 256, None),
+        b = d.evaluation & d.eval_index.ok & (eval_labels >= 0)
+        acc = streamed_accuracy(model, self._loader(d.eval_source, d.eval_index, "evaluation", b, 256, None),
                                 eval_labels, device=self.device)
         result = {"config": job.config, "seed": job.seed, "train_examples": int(usable.sum()),
                   "classes": classes, "evaluation_examples": int(b.sum()), "accuracy": acc,
