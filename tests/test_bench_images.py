@@ -1,4 +1,4 @@
-"""tools/bench_{scoring,memory,copy}.py: each benchmark's core runs on 64 tiny images and
+"""tools/bench_{scoring,memory,copy,build}.py: each benchmark's core runs on 64 tiny images and
 returns finite positive numbers."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def _load(name: str):
 bench_scoring = _load("bench_scoring")
 bench_memory = _load("bench_memory")
 bench_copy = _load("bench_copy")
+bench_build = _load("bench_build")
 
 
 def _positive(x) -> bool:
@@ -83,3 +84,15 @@ def test_memory_keys_case(tmp_path, reason):
 def test_memory_reference_case(tmp_path, whole):
     bench_memory.child_reference(700, 96, tmp_path, whole=whole)
     assert not list(tmp_path.iterdir())  # the spill is gone
+
+
+def test_build_core(data):
+    """The whole-build row's core: a real build (subprocess, given random-init probes) and the floor
+    (raw read + bare decode + forward) over the same tars, both counted whole."""
+    res = bench_build.measure(data.parent, space="tiny_spaces:tiny2d", classes=4, rounds=1, ratio=0.25,
+                              batch_size=16)
+    (b,), (f,) = res["builds"], res["floors"]
+    assert _positive(b["wall"]) and _positive(f["wall"]) and b["cpu"] > 0 and f["cpu"] > 0
+    assert {"scan", "score_train", "write"} <= set(b["stages"])
+    assert f["parts"]["decode + forward train"][2] == 64 and f["parts"]["decode + forward val"][2] == 16
+    assert res["input_bytes"] == sum(p.stat().st_size for p in data.glob("*.tar"))
