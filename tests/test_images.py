@@ -136,12 +136,10 @@ def test_missing_data_says_how_to_supply_it(tmp_path, capsys):
     assert "imagenet is not downloaded by proxyds; pass --data PATH" in err and "KEY.jpg" in err
 
 
-def test_non_image_bytes_in_an_image_field(imagenet_like, tmp_path):
-    """A .jpg field holding something else: the error names the example; skip counts it."""
+def _with_non_image(imagenet_like, tmp_path) -> tuple:
+    """A copy of the ImageNet-like wds input whose first train .jpg holds HTML; (dir, its key)."""
     import io
     import tarfile
-
-    from proxyds.pipeline.scan import BadInput
 
     src = tmp_path / "wds"
     src.mkdir()
@@ -156,13 +154,50 @@ def test_non_image_bytes_in_an_image_field(imagenet_like, tmp_path):
             data = b"<html>not a picture</html>" if m.name == victim else data
             m.size = len(data)
             tf.addfile(m, io.BytesIO(data))
-    key = victim.split(".")[0]
+    return src, victim.split(".")[0]
+
+
+def test_non_image_bytes_in_an_image_field(imagenet_like, tmp_path):
+    """A .jpg field holding something else: the error names the example; skip counts it."""
+    from proxyds.pipeline.scan import BadInput
+
+    src, key = _with_non_image(imagenet_like, tmp_path)
     with pytest.raises(BadInput, match=rf"train example '{key}' \(shard train-000000.tar\): undecodable input"):
         build(image_config("imagenet", src, tmp_path / "out"))
     result = build(image_config("imagenet", src, tmp_path / "skip", on_error="skip"))
     assert list(result.summary["skipped"]["train"].values()) == [1]
     manifest = pq.read_table(tmp_path / "skip" / "manifest.parquet").to_pandas()
     assert len(manifest) == 240 and manifest.set_index("key").loc[key, "status"].startswith("skipped: undecodable")
+
+
+def test_given_probes_check_inputs_in_the_scoring_pass(imagenet_like, tmp_path, monkeypatch):
+    """Every probe given: the scan decodes nothing (the scoring passes decode every input anyway),
+    and the same bad example is named, or skipped and accounted for, by the scoring pass."""
+    import torch
+
+    from proxyds.pipeline import scan
+    from proxyds.pipeline.scan import BadInput
+    from proxyds.spaces import resolve_space
+
+    src, key = _with_non_image(imagenet_like, tmp_path)
+    space, probes = resolve_space("tiny_spaces:tiny2d"), []
+    for role, name in (("lower", "w4"), ("upper", "w8")):
+        torch.manual_seed(0)
+        torch.save(space.build(name, 4).state_dict(), tmp_path / f"{role}.pt")
+        probes.append((role, str(tmp_path / f"{role}.pt")))
+
+    decoded, real = [], scan.check_input
+    monkeypatch.setattr(scan, "check_input", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    given = {"probe_checkpoints": tuple(probes)}
+    with pytest.raises(BadInput, match=rf"train example '{key}' \(shard train-000000.tar\): undecodable input"):
+        build(image_config("imagenet", src, tmp_path / "out", **given))
+    result = build(image_config("imagenet", src, tmp_path / "skip", on_error="skip", **given))
+    assert list(result.summary["skipped"]["train"].values()) == [1]
+    manifest = pq.read_table(tmp_path / "skip" / "manifest.parquet").to_pandas().set_index("key")
+    assert len(manifest) == 240 and manifest.loc[key, "status"].startswith("skipped: undecodable")
+    assert not manifest.loc[key, "selected"]
+    assert verify(tmp_path / "skip").ok
+    assert not decoded  # the scans read keys and labels only
 
 
 def test_nan_features_are_named(imagenet_like, tmp_path):

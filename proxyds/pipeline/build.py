@@ -53,6 +53,12 @@ def _stage(times: dict, name: str):
     log.info("stage %s done in %.1fs", name, times[name])
 
 
+def _every_probe_given(config: BuildConfig) -> bool:
+    """No probe trains: then the reference scoring pass is the first to decode inputs, and the scan
+    need not decode them first (it does so only to find bad input before any training)."""
+    return set(probe_roles(config.probes)) <= {role for role, _ in config.probe_checkpoints}
+
+
 def build(config: BuildConfig) -> BuildResult:
     """Run the whole build; returns where it wrote and the summary printed by the CLI."""
     from proxyds.pipeline.write import write_proxy
@@ -69,8 +75,12 @@ def build(config: BuildConfig) -> BuildResult:
         plan = resolve(config)
         plan.world = w
         check_output_dir(config.out, overwrite=config.overwrite, inputs=input_paths(plan))
-        train_idx, train_key = cached_scan(plan, plan.train, "train", cache)
-        ref_idx, ref_key = cached_scan(plan, plan.reference, "reference", cache)
+        check = not _every_probe_given(config)
+        if not check:
+            log.info("every probe is given: the scoring passes, which decode every input, check them; the scan "
+                     "reads keys and labels without decoding")
+        train_idx, train_key = cached_scan(plan, plan.train, "train", cache, check_inputs=check)
+        ref_idx, ref_key = cached_scan(plan, plan.reference, "reference", cache, check_inputs=check)
         names = class_names(plan.train.info, plan.reference.info, train_idx, ref_idx, plan.on_error)
         proxy_size(config.ratio, int(train_idx.ok.sum()))  # fail early on a ratio that rounds to nothing
     with _stage(times, "probes"):

@@ -251,23 +251,27 @@ def _skip_labels(index: SplitIndex, what: str, bad: np.ndarray, on_error: str, n
         index.labels[pos] = -1
 
 
-def _source_key(source, what: str, plan) -> str | None:
+def _source_key(source, what: str, plan, check_inputs: bool = True) -> str | None:
     """Fingerprint of a split's files (path, size, mtime; a URL's size and checksum, e.g. its S3
     ETag); None when it has no files, or ``pipe:`` shards whose content nothing tells."""
     stats = remote.file_stats(getattr(source, "files", []))
     if not stats:
         return None
+    unchecked = () if check_inputs else ("inputs not decoded",)
     return fingerprint("scan-v2", what, stats, source.info.label_column, plan.input_column, plan.on_error,
-                       plan.config.key_column, list(plan.space.input_shape))
+                       plan.config.key_column, list(plan.space.input_shape), *unchecked)
 
 
-def cached_scan(plan, source, what: str, cache: StageCache) -> tuple[SplitIndex, str]:
-    key = _source_key(source, what, plan)
+def cached_scan(plan, source, what: str, cache: StageCache, *, check_inputs: bool = True) -> tuple[SplitIndex, str]:
+    """:func:`scan` of ``source``, or its cached result. ``check_inputs=False`` leaves decoding out
+    of the scan (keys, labels and fields are still checked): for a build whose first pass over the
+    inputs decodes every one of them anyway (every probe given), which applies the same rule."""
+    key = _source_key(source, what, plan, check_inputs)
     hit = cache.load(f"scan-{what}", key) if key else None
     if hit is not None:
         return SplitIndex.from_arrays(hit[0], hit[1]["shard_errors"]), key
     index = scan(source, what, input_column=plan.input_column, on_error=plan.on_error, world=plan.world,
-                 input_shape=plan.space.input_shape)
+                 input_shape=plan.space.input_shape if check_inputs else None)
     key = key or fingerprint("scan", what, list(index.keys), index.labels.tobytes())  # as before: probe names use it
     if plan.world.main:
         cache.save(f"scan-{what}", key, index.to_arrays(), {"shard_errors": index.shard_errors})
