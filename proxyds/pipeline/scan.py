@@ -11,6 +11,7 @@ or with ``skip`` a recorded shard error: the examples read before the damage are
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,10 +20,12 @@ import numpy as np
 from proxyds.errors import ON_ERROR, BadInput, ErrorPolicy
 from proxyds.manifest import OK, StatusColumn, StringColumn
 from proxyds.pipeline.cache import StageCache, fingerprint
+from proxyds.pipeline.tarplan import tar_plan
 from proxyds.progress import progress
 from proxyds.sources import remote
 from proxyds.sources.base import Example
 from proxyds.sources.decode import check_input
+from proxyds.sources.wds import parse_label
 
 __all__ = ["SplitIndex", "ON_ERROR", "OK", "read_examples", "read_shard", "scan", "cached_scan", "class_names",
            "BadInput"]
@@ -83,11 +86,13 @@ def read_examples(source, what: str, on_error: str, shard_errors: list[dict] | N
 
 
 def read_shard(source, index: int, start: int, what: str, on_error: str,
-               shard_errors: list[dict] | None = None) -> Iterator[Example]:
+               shard_errors: list[dict] | None = None, *, fields_only: bool = False) -> Iterator[Example]:
     """The examples of one shard. A shard that is damaged or breaks mid-way raises
     :class:`BadInput` naming it, or with ``skip`` is cut short and recorded in ``shard_errors``.
     Pass ``shard_errors`` on the first pass only: it also checks the shard's integrity where
-    the source can (``source.damage``), and records each error once."""
+    the source can (``source.damage``), and records each error once. ``fields_only``: a pass
+    that needs keys, labels and which fields are present, not the inputs' bytes (see
+    :func:`_header_examples`)."""
     name, where = source.shards[index], _shard_name(source, index)
     damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
     if damage is not None:
@@ -96,8 +101,9 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
         log.warning("%s; keeping the examples that can be read", message)
         shard_errors.append({"split": what, "shard": name, "error": damage})
     n = 0
+    found = _header_examples(source, index) if fields_only else None
     try:
-        for ex in source.shard_examples(index, start):
+        for ex in source.shard_examples(index, start) if found is None else found:
             n += 1
             yield ex
     except Exception as err:  # noqa: BLE001 - readers raise many types for damaged data
@@ -109,6 +115,30 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
         log.warning("%s; skipping the rest of it", message)
         if shard_errors is not None:
             shard_errors.append({"split": what, "shard": name, "error": f"{type(err).__name__}: {err}"})
+
+
+def _header_examples(source, index: int) -> list[Example] | None:
+    """A local plain WebDataset shard's examples read from its tar headers and label fields only:
+    the keys and fields :func:`~proxyds.pipeline.tarplan.tar_plan` finds by webdataset's rules, each
+    payload field a :class:`~proxyds.sinks.filecopy.FileRange` (its bytes unread), the label parsed
+    as ``WdsSource`` parses it. None for any other shard (it is streamed as always)."""
+    files = getattr(source, "files", None)
+    if source.info.format != "wds" or not files or len(files) != len(source.shards) or \
+            not os.path.isfile(files[index]):
+        return None
+    plan = tar_plan(files[index])
+    if plan is None:
+        return None
+    field, name, examples = source.info.label_column, source.shards[index], []
+    fd = os.open(files[index], os.O_RDONLY)
+    try:
+        for key, fields in plan:
+            at = fields.get(field)
+            label = None if at is None else parse_label(os.pread(fd, at.size, at.offset))
+            examples.append(Example(key=key, label=label, payload=dict(fields), shard=name))
+    finally:
+        os.close(fd)
+    return examples
 
 
 def _shard_name(source, index: int) -> str:
@@ -142,7 +172,7 @@ def _problem(ex: Example, input_column: str, label_column: str, input_shape) -> 
 
 def _scan_shard(source, index: int, start: int, what: str, input_column: str, on_error: str, input_shape) -> dict:
     keys, labels, problems, errors, where = [], [], [], [], _shard_name(source, index)
-    for ex in read_shard(source, index, start, what, on_error, errors):
+    for ex in read_shard(source, index, start, what, on_error, errors, fields_only=input_shape is None):
         problem = _problem(ex, input_column, source.info.label_column, input_shape)
         if problem is not None:
             ErrorPolicy.of(on_error)(f"{what} example {ex.key!r} (shard {where}): {problem}")

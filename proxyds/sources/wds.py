@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from proxyds.sources import remote
 from proxyds.sources.base import Example, SplitInfo
 
-__all__ = ["WdsSource", "expand_shards", "tar_damage"]
+__all__ = ["WdsSource", "expand_shards", "parse_label", "tar_damage"]
 
 
 def expand_shards(location: str, split: str) -> list[str]:
@@ -152,7 +152,7 @@ class WdsSource:
         with remote.open_binary(url) as stream:
             for sample in group_by_keys(tar_file_expander([{"url": url, "stream": stream}])):
                 fields = {k: v for k, v in sample.items() if not k.startswith("__")}
-                yield Example(key=sample["__key__"], label=_parse_label(fields.get(self.label_column)),
+                yield Example(key=sample["__key__"], label=parse_label(fields.get(self.label_column)),
                               payload=fields, shard=name)
 
     def __iter__(self) -> Iterator[Example]:
@@ -163,7 +163,7 @@ class WdsSource:
         return f"WdsSource({self.location!r}, split={self.split!r})"
 
 
-def _parse_label(raw: bytes | None) -> int | None | str:
+def parse_label(raw: bytes | None) -> int | None | str:
     """An int, None when the field is missing, or the raw text when it is not an integer."""
     if raw is None:
         return None
