@@ -83,11 +83,18 @@ def add_evaluate_parser(sub, *parents: argparse.ArgumentParser) -> None:
                    help="evaluation split B (every accuracy) = test-pool rows START:STOP (default 5000:15000)")
     e.add_argument("--mnist1d", type=_keyvalue, action="append", default=None, metavar="KEY=VALUE",
                    help="override an mnist1d generator argument, e.g. corr_noise_scale=0.35 (repeatable)")
-    e.add_argument("--workers", type=int, default=None, help="training processes (default 1)")
+    e.add_argument("--workers", type=int, default=None,
+                   help="runs trained at a time, each in its own process (default 1); with a dataset each run "
+                        "also decodes in --build workers=K DataLoader workers, by default the build's cut to fit "
+                        "N x (1 + K) <= cores. Under torchrun each rank trains its share of the runs (no DDP) "
+                        "into the shared --cache; the results do not depend on how runs are spread")
     e.add_argument("--threads", type=int, default=None,
                    help="torch threads per training process (default 1: fastest for small models on shared CPUs)")
-    e.add_argument("--cache", default=None, help="run cache directory (default $PROXYDS_CACHE/evaluate)")
-    e.add_argument("--device", default=None, help="cpu (default), auto, cuda or cuda:N")
+    e.add_argument("--cache", default=None,
+                   help="run cache directory (default $PROXYDS_CACHE/evaluate): finished runs are read back, so "
+                        "rerunning a killed evaluation resumes it")
+    e.add_argument("--device", default=None,
+                   help="cpu (default), auto, cuda or cuda:N (under torchrun, cuda = each rank's own GPU)")
     _evaluate_source_options(e)
 
 

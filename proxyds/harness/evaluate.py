@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,13 +30,16 @@ import torch
 from proxyds.harness.data import (DataSpec, EvalData, TrainRecipe, accuracy, load_data, predict, train_model,
                                   trainer_version)
 from proxyds.harness.settings import BENCHMARKS, DEFAULT_SELECTORS, EvaluateConfig, SourceSpec
+from proxyds.harness.spread import evaluation_world, from_main, main_first, rank_device, share, train_jobs
+from proxyds.harness.spread import threads as _threads
 from proxyds.pipeline.cache import fingerprint
+from proxyds.pipeline.distributed import World
 from proxyds.pipeline.probes import pick_device
 from proxyds.selection.sampling import draw, proxy_size
 from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["TrainRecipe", "DataSpec", "SourceSpec", "EvalData", "EvaluateConfig", "BENCHMARKS", "DEFAULT_SELECTORS",
-           "load_data", "train_model", "predict", "accuracy", "Harness", "evaluate"]
+           "load_data", "train_model", "predict", "accuracy", "Harness", "evaluate", "run_timing"]
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +60,28 @@ class Harness:
     (data fingerprint, space, config, recipe, subset, seed); a run asked for again is read, not
     retrained. ``workers > 1`` trains in that many processes of one thread each (on a small
     shared CPU, one thread per process is several times faster than threads sharing a model);
-    ``threads`` is torch's thread count while training, in this process or each worker.
+    ``threads`` is torch's thread count while training, in this process or each worker. Under
+    ``torchrun`` (``world``) each rank trains its share of every batch of runs
+    (:mod:`proxyds.harness.spread`) and reads the others' from the cache.
     """
 
     def __init__(self, data: EvalData, space, recipe: TrainRecipe, cache_root: Path, *, workers: int = 1,
-                 threads: int = 1, device: str = "cpu"):
+                 threads: int = 1, device: str = "cpu", world: World = World()):
         self.data, self.space, self.recipe = data, space, recipe
         self.cache_root = Path(cache_root)
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.world = workers, threads, world
         self.device = pick_device(device)
-        self.trained_runs = 0  # runs trained (not read from the cache) by this harness
+        self.trained_runs = 0  # runs trained (not read from the cache) by this harness, on this rank
+        self.space_spec = space.name  # how a worker process finds the space again
         self._fp = data.fingerprint
 
-    def __getstate__(self) -> dict:  # worker processes re-resolve the space by its registered name
-        return dict(self.__dict__, space=self.space.name)
+    def __getstate__(self) -> dict:  # worker processes re-resolve the space from its name or entry point
+        return dict(self.__dict__, space=self.space_spec)
 
     def __setstate__(self, state: dict) -> None:
-        from proxyds.spaces import get_space
+        from proxyds.spaces import resolve_space
 
-        self.__dict__.update(state, space=get_space(state["space"]))
+        self.__dict__.update(state, space=resolve_space(state["space"]))
 
     def _subset_key(self, job: _Job) -> str:
         return "full" if job.subset is None else fingerprint(np.asarray(job.subset, np.int64).tobytes())[:16]
@@ -86,8 +91,12 @@ class Harness:
         subset = self._subset_key(job)
         key = {"v": 1, "trainer": trainer_version(), "data": self._fp, "space": self.space.name,
                "config": job.config, "recipe": asdict(job.recipe or self.recipe), "subset": subset,
-               "seed": job.seed}
+               "seed": job.seed, **self._key_extra()}
         return self.cache_root / self.space.name / f"{job.config}-{subset}-s{job.seed}-{fingerprint(key)[:12]}.json"
+
+    def _key_extra(self) -> dict:
+        """What else a run's batches depend on (none here: the data are tensors)."""
+        return {}
 
     def cached(self, job: _Job) -> dict | None:
         path = self._path(job)
@@ -115,27 +124,28 @@ class Harness:
         return result
 
     def run_many(self, jobs: list[_Job], desc: str = "train") -> list[dict]:
-        """Results of ``jobs`` in order: cached ones read, the rest trained (in parallel if set)."""
-        from proxyds.progress import progress
-
+        """Results of ``jobs`` in order: cached ones read, the rest trained (in parallel if set;
+        under torchrun each rank trains its share and reads the others' from the cache)."""
+        w = self.world
         results = [self.cached(j) for j in jobs]
-        todo = [i for i, r in enumerate(results) if r is None]
-        self.trained_runs += len(todo)
-        log.info("%s: %d runs, %d cached, %d to train", desc, len(jobs), len(jobs) - len(todo), len(todo))
-        bar = progress(total=len(todo), desc=desc, unit="run")
-        if self.workers > 1 and len(todo) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(self.workers, _init_worker, (self,)) as pool:
-                for i, res in zip(todo, pool.imap(_work, [jobs[i] for i in todo])):
-                    results[i] = res
-                    bar.update(1)
-        else:
-            with _threads(self.threads):
-                for i in todo:
-                    results[i] = self.run(jobs[i])
-                    bar.update(1)
-        bar.close()
+        # rank 0's view of what is left: a run another rank writes meanwhile changes no one's share
+        todo = from_main(w, lambda: [i for i, r in enumerate(results) if r is None])
+        mine = [todo[k] for k in share(len(todo), w.rank, w.size)]
+        self.trained_runs += len(mine)
+        log.info("%s: %d runs, %d cached, %d to train%s", desc, len(jobs), len(jobs) - len(todo), len(todo),
+                 f"; rank {w.rank} of {w.size} trains {len(mine)}" if w.size > 1 else "")
+        error = None
+        try:
+            for i, result in zip(mine, train_jobs(self, [jobs[i] for i in mine], desc)):
+                results[i] = result
+        except Exception as err:  # noqa: BLE001 - raised on every rank, so none waits for the others forever
+            error = err
+        w.raise_together(error)  # also the barrier after which every rank's runs are in the cache
+        for i in todo:
+            results[i] = results[i] or self.cached(jobs[i])
+            if results[i] is None:
+                raise RuntimeError(f"run {jobs[i].config} seed {jobs[i].seed} is missing from the run cache "
+                                   f"{self.cache_root} after every rank trained its share; is it shared by all ranks?")
         return results
 
     def trained(self, config, seed: int = 0) -> torch.nn.Module:
@@ -151,29 +161,6 @@ class Harness:
         model = self.space.build(name, self.data.num_classes)
         model.load_state_dict(torch.load(self._path(job).with_suffix(".pt"), map_location="cpu", weights_only=True))
         return model.to(self.device).eval()
-
-
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-_WORKER: Harness | None = None
-
-
-def _init_worker(harness: Harness) -> None:
-    global _WORKER
-    torch.set_num_threads(harness.threads)
-    _WORKER = harness
-
-
-def _work(job: _Job) -> dict:
-    return _WORKER.run(job)
 
 
 def probe_scores(harness: Harness, data: EvalData, space, *, probes: int = 2, pca_components: int = 64,
@@ -243,18 +230,19 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from proxyds.spaces import get_space
 
     t0 = time.perf_counter()
-    data = load_data(cfg.data)
+    device, w = rank_device(cfg.device), evaluation_world()  # an unavailable device fails before any work
+    data = main_first(w, lambda: load_data(cfg.data))  # rank 0 generates (or finds) the data, then the others
     space = get_space(cfg.space)
     configs = [space.config(n) for n in cfg.configs] if cfg.configs else list(space.configs)
     names = [c.name for c in configs]
     harness = Harness(data, space, cfg.recipe, Path(cfg.cache or cache_dir() / "evaluate"), workers=cfg.workers,
-                      threads=cfg.threads, device=cfg.device)
+                      threads=cfg.threads, device=str(device), world=w)
     # seed 0's weights are kept for every config: selectors may use any of them as probes
     full_jobs = [_Job(n, s, None, keep_model=(s == 0)) for s in range(cfg.full_seeds) for n in names]
     full = harness.run_many(full_jobs, desc="full data")
     t_full = time.perf_counter()
 
-    scores, probe_notes = probe_scores(harness, data, space)
+    scores, probe_notes = from_main(w, lambda: probe_scores(harness, data, space))  # the probes: rank 0's
     jobs, where, notes = _proxy_jobs(cfg, data, scores, probe_notes, names)
     proxy = harness.run_many(jobs, desc="proxies")
     t_proxy = time.perf_counter()
@@ -264,12 +252,26 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     proxy_acc = {(sel, r): np.zeros((cfg.proxy_seeds, len(names))) for sel in cfg.selectors for r in cfg.ratios}
     for (sel, ratio, s, n), res in zip(where, proxy):
         proxy_acc[sel, ratio][s, names.index(n)] = res["accuracy"]
-    timing = {"full_runs": len(full), "proxy_runs": len(proxy), "trained_runs": harness.trained_runs,
-              "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
-              "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
-              "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    timing = run_timing(harness, full, proxy, (t0, t_full, t_proxy))
     zero_cost = zero_cost_scores(space, configs, data.x_train[:ZERO_COST_BATCH], data.num_classes)
     results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
                               notes, timing, zero_cost)
-    report.write(results, cfg.out)
+    if w.main:  # one writer; the other ranks return the same results
+        report.write(results, cfg.out)
+    w.barrier()
     return results
+
+
+def run_timing(harness: Harness, full: list[dict], proxy: list[dict], clock: tuple[float, float, float]) -> dict:
+    """The report's timing: runs, runs trained now (in all and by rank under torchrun), the runs'
+    own training seconds, and the wall time of the full-data and proxy phases (``clock``: their
+    start, the end of the first, the end of the second)."""
+    by_rank = harness.world.gather(harness.trained_runs)
+    t0, t_full, t_proxy = clock
+    timing = {"full_runs": len(full), "proxy_runs": len(proxy), "trained_runs": sum(by_rank),
+              "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
+              "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
+              "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    if len(by_rank) > 1:
+        timing["trained_runs_by_rank"] = by_rank
+    return timing

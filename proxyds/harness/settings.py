@@ -136,9 +136,6 @@ class EvaluateConfig:
             raise ValueError("ratios must name at least one proxy size")
         for r in self.ratios:  # (0, 1), and a non-empty proxy where the train size is known
             proxy_size(r, self.data.train if isinstance(self.data, DataSpec) else 10**12)
-        if isinstance(self.data, SourceSpec) and self.workers != 1:
-            raise ValueError(f"workers must be 1 for a source (got {self.workers}): its runs stream through the "
-                             f"build's loaders one at a time; parallel runs exist for the in-memory benchmarks only")
         for name in ("full_seeds", "proxy_seeds", "workers", "threads"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -16,19 +16,21 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from proxyds.harness.data import TrainRecipe
-from proxyds.harness.evaluate import Harness, _Job, _threads
+from proxyds.harness.evaluate import Harness, _Job, run_timing
 from proxyds.harness.settings import EvaluateConfig
 from proxyds.harness.sources import SourceData, make_proxies, open_source_data
+from proxyds.harness.spread import evaluation_world, from_main, loader_workers, main_first, rank_device, threads
 from proxyds.harness.zerocost import ZERO_COST_BATCH, zero_cost_scores
-from proxyds.pipeline.loader import SplitLoader, default_workers
-from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, to_device, train_probe
+from proxyds.pipeline.distributed import World
+from proxyds.pipeline.loader import SplitLoader
+from proxyds.pipeline.probes import PROBE_HPARAMS, pick_device, resolve_precision, to_device, train_probe
 from proxyds.sinks.atomic import atomic_write
 
 __all__ = ["StreamHarness", "train_streamed", "streamed_accuracy", "evaluate_source"]
@@ -69,21 +71,39 @@ def streamed_accuracy(model: torch.nn.Module, loader: SplitLoader, labels: np.nd
 
 class StreamHarness(Harness):
     """:class:`Harness` over a source: a job's ``subset`` is a :class:`Proxy` (None = the full
-    train split), and every run streams through the build's loaders."""
+    train split), and every run streams through the build's loaders, whose DataLoader workers
+    (:func:`~proxyds.harness.spread.loader_workers`) decode beside ``workers`` training processes.
+    ``space_spec`` is how a training process finds the space again (a name or ``module:attr``)."""
 
-    def __init__(self, data: SourceData, space, recipe: TrainRecipe, cache_root: Path, *, threads: int = 1,
-                 device: str = "cpu"):
+    def __init__(self, data: SourceData, space, recipe: TrainRecipe, cache_root: Path, *, workers: int = 1,
+                 threads: int = 1, device: str = "cpu", world: World = World(), space_spec: str | None = None):
         self.data, self.space, self.recipe = data, space, recipe
         self.cache_root = Path(cache_root)
-        self.workers, self.threads = 1, threads
+        self.workers, self.threads, self.world = workers, threads, world
         self.device = pick_device(device)
         self.trained_runs = 0
+        self.space_spec = space_spec or space.name
         self._fp = data.key
-        workers = data.plan.config.workers
-        self.loader_workers = default_workers(space.input_shape) if workers is None else workers
+        self.loader_workers = loader_workers(space.input_shape, data.plan.config.workers, workers)
+
+    def __getstate__(self) -> dict:  # the plan's space is found again by its spec, as the harness's
+        state = super().__getstate__()
+        return dict(state, data=replace(self.data, plan=replace(self.data.plan, space=None)))
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.data.plan.space = self.space
 
     def _subset_key(self, job: _Job) -> str:
         return "full" if job.subset is None else job.subset.key()
+
+    def _key_extra(self) -> dict:
+        """The shuffle interleaves one stream per loader worker (each over its share of the shards),
+        so a run's batches depend on how many read the train split: more than one is in the key."""
+        streams = min(self.loader_workers, len(self.data.train.shards))
+        if not getattr(self.data.plan.train, "worker_safe", True) or streams <= 1:
+            return {}
+        return {"shuffle_streams": streams}
 
     def _loader(self, source, index, what: str, usable: np.ndarray, batch_size: int, seed: int | None):
         plan = self.data.plan
@@ -155,18 +175,23 @@ def evaluate_source(cfg: EvaluateConfig) -> dict:
     from proxyds.spaces import resolve_space
 
     t0 = time.perf_counter()
+    device, w = rank_device(cfg.device), evaluation_world()  # an unavailable device fails before any work
+    resolve_precision(device, dict(cfg.data.build).get("precision", "auto"))  # so does bf16 without a device for it
     root = Path(cfg.cache or cache_dir() / "evaluate")
     space = resolve_space(cfg.space)
-    data = open_source_data(cfg.data, cfg.space, root / "work", cfg.device)
+    data = main_first(w, lambda: open_source_data(cfg.data, cfg.space, root / "work", str(device)))  # rank 0 scans
     data.description["seeds"] = ("full run s: train seed s; proxy run s: the build's --seed s and --probe-seed s "
                                  "(probes shared by every selector and ratio), train seed 1000+s")
     configs = [space.config(n) for n in cfg.configs] if cfg.configs else list(space.configs)
     names = [c.name for c in configs]
-    harness = StreamHarness(data, space, cfg.recipe, root / "runs", threads=cfg.threads, device=cfg.device)
-    with _threads(cfg.threads):  # probes and scoring passes too
+    harness = StreamHarness(data, space, cfg.recipe, root / "runs", workers=cfg.workers, threads=cfg.threads,
+                            device=str(device), world=w, space_spec=cfg.space)
+    with threads(cfg.threads):  # probes and scoring passes too
         full = harness.run_many([_Job(n, s, None) for s in range(cfg.full_seeds) for n in names], desc="full data")
         t_full = time.perf_counter()
-        made = _proxy_jobs(cfg, data, names, harness.device)
+        # the build's stages once, on rank 0 (with any example its passes skipped); the other ranks take them
+        made, status = from_main(w, lambda: (_proxy_jobs(cfg, data, names, harness.device), data.train.status))
+        data.train.status = status
         proxy = harness.run_many(made.jobs, desc="proxies")
     t_proxy = time.perf_counter()
     full_acc = np.array([[r["accuracy"] for r in full[s * len(names):(s + 1) * len(names)]]
@@ -174,14 +199,13 @@ def evaluate_source(cfg: EvaluateConfig) -> dict:
     proxy_acc = {(sel, r): np.zeros((cfg.proxy_seeds, len(names))) for sel in cfg.selectors for r in cfg.ratios}
     for (sel, ratio, s, n), res in zip(made.where, proxy):
         proxy_acc[sel, ratio][s, names.index(n)] = res["accuracy"]
-    timing = {"full_runs": len(full), "proxy_runs": len(proxy), "trained_runs": harness.trained_runs,
-              "full_train_seconds": round(sum(r["seconds"] for r in full), 1),
-              "proxy_train_seconds": round(sum(r["seconds"] for r in proxy), 1),
-              "wall_seconds": {"full": round(t_full - t0, 1), "proxies": round(t_proxy - t_full, 1)}}
+    timing = run_timing(harness, full, proxy, (t0, t_full, t_proxy))
     first = next(iter(harness._loader(data.plan.train, data.train, "train", data.train.ok.copy(), ZERO_COST_BATCH,
                                       None)))  # the first usable train examples, as the in-memory path takes
     zero_cost = zero_cost_scores(space, configs, torch.as_tensor(first.x), data.num_classes)
     results = report.assemble(cfg, data.description, space, configs, data.num_classes, full_acc, proxy_acc,
                               made.notes, timing, zero_cost)
-    report.write(results, cfg.out)
+    if w.main:  # one writer; the other ranks return the same results
+        report.write(results, cfg.out)
+    w.barrier()
     return results

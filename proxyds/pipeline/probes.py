@@ -37,8 +37,14 @@ def pick_device(device: str) -> torch.device:
         dev = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device {device!r} is not a torch device (use auto, cpu, cuda, cuda:N)") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here (use --device cpu)")
+    if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        there = (f"no CUDA device (torch {torch.__version__}"
+                 + (", built without CUDA)" if torch.version.cuda is None else ")") if count == 0
+                 else f"{count} CUDA device{'s' * (count > 1)}")
+        available = ", ".join(["cpu", *(f"cuda:{i}" for i in range(count))])
+        raise ValueError(f"device {device!r} asked for, but this machine has {there}; available: {available} "
+                         f"(use --device cpu, or auto for a GPU when there is one)")
     return dev
 
 
