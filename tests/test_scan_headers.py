@@ -66,3 +66,16 @@ def test_headers_find_what_the_stream_finds(tmp_path, monkeypatch, fmt):
     assert len(slow_read) == 2  # the streamed read opened both shards
     # plain ustar shards are read from their headers; a PAX shard is streamed, as the copy pass does
     assert len(fast_read) == (0 if fmt == tarfile.USTAR_FORMAT else 2)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage after a zero block"])
+def test_damaged_shards_are_found_as_before(tmp_path, monkeypatch, damage):
+    source = _shards(tmp_path)
+    path = tmp_path / "train-000000.tar"
+    data = path.read_bytes()
+    end = data.index(bytes(1024), 512)  # the end-of-archive marker: after the last member's padded data
+    path.write_bytes(data[:end - 700] if damage == "truncated" else data[:end] + bytes(512) + b"junk" * 300)
+    fast, _ = _index(source, monkeypatch, streamed=False)
+    slow, _ = _index(source, monkeypatch, streamed=True)
+    assert fast.shard_errors == slow.shard_errors and fast.shard_errors  # found, and worded, as before
+    assert list(fast.keys) == list(slow.keys) and list(fast.status) == list(slow.status)

@@ -94,14 +94,17 @@ def read_shard(source, index: int, start: int, what: str, on_error: str,
     that needs keys, labels and which fields are present, not the inputs' bytes (see
     :func:`_header_examples`)."""
     name, where = source.shards[index], _shard_name(source, index)
-    damage = source.damage(index) if shard_errors is not None and hasattr(source, "damage") else None
+    found = _header_examples(source, index) if fields_only else None
+    damage = None
+    if shard_errors is not None and hasattr(source, "damage") and not (found is not None and
+                                                                       _ends_cleanly(source.files[index], found)):
+        damage = source.damage(index)
     if damage is not None:
         message = f"{what} shard {where} is damaged: {damage}"
         ErrorPolicy.of(on_error)(message, "fix or remove the shard, or pass --on-error skip")
         log.warning("%s; keeping the examples that can be read", message)
         shard_errors.append({"split": what, "shard": name, "error": damage})
     n = 0
-    found = _header_examples(source, index) if fields_only else None
     try:
         for ex in source.shard_examples(index, start) if found is None else found:
             n += 1
@@ -139,6 +142,21 @@ def _header_examples(source, index: int) -> list[Example] | None:
     finally:
         os.close(fd)
     return examples
+
+
+def _ends_cleanly(path: str, examples: list[Example]) -> bool:
+    """What ``tar_damage`` finds of a tar whose headers ``tar_plan`` read (so every member lies within
+    the file, and a zero block ends them): nothing, when the 64 KiB after the last example's data
+    (padded to a block) are zeros, at least one block of them. False also for a tar whose last
+    member is not an example's field (e.g. a metadata member): then ``tar_damage`` itself decides."""
+    ends = [r.offset + -(-r.size // 512) * 512 for ex in examples for r in ex.payload.values()]
+    end = max(ends, default=0)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        after = os.pread(fd, 1 << 16, end)
+    finally:
+        os.close(fd)
+    return len(after) >= 512 and not after.strip(b"\0")
 
 
 def _shard_name(source, index: int) -> str:
