@@ -78,3 +78,16 @@ def test_torchrun_build_matches_single_process(single, world, fmt):
     assert a["files"] == b["files"] and a["splits"] == b["splits"] and a["summary"] == b["summary"]
     # (the recorded config differs only in how probes were obtained: checkpoints vs. training)
     assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]  # no temp dir left
+
+
+def test_collectives_time_out_as_the_environment_says(monkeypatch):
+    from proxyds.pipeline.distributed import dist_timeout
+
+    monkeypatch.delenv("PROXYDS_DIST_TIMEOUT", raising=False)
+    assert dist_timeout().total_seconds() == 1800
+    monkeypatch.setenv("PROXYDS_DIST_TIMEOUT", "90")
+    assert dist_timeout().total_seconds() == 90
+    for bad in ("0", "-5", "soon", "nan", "inf"):
+        monkeypatch.setenv("PROXYDS_DIST_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=f"PROXYDS_DIST_TIMEOUT='{bad}' is not a positive number"):
+            dist_timeout()

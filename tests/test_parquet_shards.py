@@ -71,7 +71,7 @@ def test_writers_sharing_a_plan_write_the_same_files_as_one(tmp_path, kind):
     them) produce, together, exactly the files one writer of the whole plan produces."""
     from proxyds.sinks import WdsShardWriter
 
-    rows, plan = sink_rows(41), even_shards(41, 4)  # 8 shards of 5 or 6 rows
+    rows, plan = sink_rows(41), even_shards(41, 6)  # 8 shards of 5 or 6 rows
     starts = [sum(plan[:i]) for i in range(len(plan) + 1)]
 
     def write(out, shards):

@@ -8,7 +8,9 @@ build reports it. On a machine with C cores, W <= C processes should scale the s
 
 ``--stage write`` measures the write stage instead (every rank writes its share of the
 output shards), on synthetic ImageNet-like JPEGs in WebDataset tars (generated once, see
-tools/make_synthetic_imagenet.py) with randomly initialised tiny2d probes from checkpoints:
+tools/make_synthetic_imagenet.py) with randomly initialised tiny2d probes from checkpoints,
+written as parquet by default (each kept example converted and encoded: CPU work that more
+processes can share; ``--format wds`` measures the direct copy, mostly the kernel's):
 wall seconds of the stage as the build reports them, and CPU seconds summed over the ranks
 (from each rank's ``stage write done in …`` log line). World 1 and W alternate round by
 round; every run's output must be byte-identical (proxy.json's file digests), or it stops.
@@ -55,7 +57,9 @@ def main() -> None:
     p.add_argument("--train", type=int, default=4000, help="--stage write: synthetic train images")
     p.add_argument("--size", default="560,640", help="--stage write: min,max image side in px (~110 kB JPEGs)")
     p.add_argument("--ratio", type=float, default=0.5, help="--stage write: fraction kept")
-    p.add_argument("--format", choices=("wds", "parquet"), default="wds", help="--stage write: output format")
+    p.add_argument("--format", choices=("wds", "parquet"), default="parquet",
+                   help="--stage write: output format (parquet: every example converted and encoded, CPU-bound; "
+                        "wds: the direct copy, tar headers walked and bytes copied by the kernel)")
     p.add_argument("--doc", default=None, help="--stage write: markdown file to append the results to")
     args = p.parse_args()
     if args.stage == "write":

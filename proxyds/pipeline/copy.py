@@ -75,11 +75,12 @@ def copy_split(plan, source, index, keep: np.ndarray | None, data: Path, split: 
 
 
 def copy_shards(plan, source, index, keep: np.ndarray | None, data: Path, split: str, class_names,
-                relabel: Relabel | None = None, world: World | None = None) -> dict:
+                relabel: Relabel | None = None, world: World | None = None, digests: bool = False) -> dict:
     """:func:`copy_split`'s work for one process of ``world``: the output shards i with
     i mod world.size == world.rank, under their final names, reading only the input they need
     (whole input shards or row groups holding none of their examples are skipped). Returns
-    this process's share (:func:`split_record` puts the shares together)."""
+    this process's share (:func:`split_record` puts the shares together); with ``digests`` it
+    holds each shard's sha256 too, taken here so no single process hashes every shard."""
     world = world or World()
     copy = _SplitCopy(plan, source, index, keep, data, split, class_names, relabel, world)
     info, damaged = source.info, {e["shard"] for e in index.shard_errors}
@@ -104,7 +105,7 @@ def copy_shards(plan, source, index, keep: np.ndarray | None, data: Path, split:
                 copy.skip(ex)
             else:
                 copy.example(ex)
-    part = copy.finish()
+    part = copy.finish(digests)
     if world.size > 1:
         log.info("rank %d/%d wrote %s shards %s of %d", world.rank, world.size, split, part["shards"],
                  len(copy.shard_plan))
@@ -291,7 +292,7 @@ class _SplitCopy:
                 self.writer.write_table(table)
             self.bar.update(len(table))
 
-    def finish(self) -> dict:
+    def finish(self, digests: bool = False) -> dict:
         self.bar.close()
         if self.pos != len(self.index):
             raise BadInput(f"{self.split} source changed while it was read ({self.pos} examples now, "
@@ -303,14 +304,15 @@ class _SplitCopy:
         self.writer.__exit__(None, None, None)
         paths = self.writer.paths
         return {"shards": self.shards, "files": [p.name for p in paths], "counts": list(self.writer.counts),
-                "bytes": [p.stat().st_size for p in paths], "sha256": [sha256_file(p) for p in paths]}
+                "bytes": [p.stat().st_size for p in paths], "sha256": [sha256_file(p) for p in paths] if digests else []}
 
     def _open(self, payload) -> None:
         converts = (self.plan.format == "wds") != (self.info.format == "wds")
         if converts and self.world.size > 1 and self.total:  # fields named as the split's first kept example says
             payload = self._first_kept()
         self.writer, self.convert = _open_writer(self.plan, self.info, self.features, payload, self.data,
-                                                 self.split, self.class_names, self.shard_plan, self.shards)
+                                                 self.split, self.class_names, self.shard_plan,
+                                                 None if self.world.size == 1 else self.shards)
         self.writer.__enter__()
 
     def _first_kept(self) -> dict:

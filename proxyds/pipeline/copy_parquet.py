@@ -43,7 +43,7 @@ def parquet_blocks(source, index, keep, relabel, features, damaged: set[str], sp
 
     schema = features.arrow_schema
     counts = np.bincount(index.shard_ids, minlength=len(source.shards))
-    starts = np.concatenate([[0], np.cumsum(source.shard_sizes())[:-1]])
+    starts = None  # where each shard starts, from every footer: read only if a shard is streamed
     pos = 0
     for i, (path, name) in enumerate(zip(source.files, source.shards)):
         if need is not None and not need[i]:
@@ -53,6 +53,8 @@ def parquet_blocks(source, index, keep, relabel, features, damaged: set[str], sp
         pf = pq.ParquetFile(path)
         if name in damaged or pf.metadata.num_rows != counts[i] or not _same_types(pf.schema_arrow, schema) \
                 or not _same_keys(pf, source, index, pos):
+            if starts is None:
+                starts = np.concatenate([[0], np.cumsum(source.shard_sizes())[:-1]])
             for ex in read_shard(source, i, int(starts[i]), split, on_error):
                 pos += 1
                 yield -1, 0, ex

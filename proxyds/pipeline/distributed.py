@@ -89,7 +89,7 @@ def dist_timeout() -> datetime.timedelta:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not 0 < seconds < 1e9:  # nan and inf too
         raise ValueError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds (e.g. 1800)")
     return datetime.timedelta(seconds=seconds)
 

@@ -70,7 +70,8 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
             parts = {}
             try:
                 for split, (source, index, keep) in keeps.items():
-                    parts[split] = copy_shards(plan, source, index, keep, data, split, class_names, relabel, world)
+                    parts[split] = copy_shards(plan, source, index, keep, data, split, class_names, relabel, world,
+                                                digests=True)
             except Exception as e:  # noqa: BLE001 - raised on every rank just below
                 error = e
             world.raise_together(error)

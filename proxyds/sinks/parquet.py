@@ -37,10 +37,13 @@ def check_split_name(split: str) -> None:
         )
 
 
-def prepare_split_dir(out_dir: Path, split: str, ext: str) -> None:
-    """Create ``out_dir``; refuse to mix a split's new shards with ones already there."""
+def prepare_split_dir(out_dir: Path, split: str, ext: str, names: list[str] | None = None) -> None:
+    """Create ``out_dir``; refuse to mix a split's new shards with ones already there. With
+    ``names`` (a writer of some of the split's shards, beside writers of the others) only those
+    shards must not exist yet."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(out_dir.glob(f"{split}-*.{ext}"))
+    existing = sorted(out_dir.glob(f"{split}-*.{ext}")) if names is None else \
+        [out_dir / n for n in names if (out_dir / n).exists()]
     if existing:
         raise FileExistsError(f"{out_dir} already holds {split!r} shards (e.g. {existing[0].name})")
 
@@ -84,6 +87,7 @@ class ParquetShardWriter:
             raise ValueError(f"plan must be a non-empty list of per-shard row counts >= 0, got {plan!r}")
         self.plan = None if plan is None else [int(c) for c in plan]
         self._ids = plan_shards(self.plan, shards)  # the plan's shards written here, or None
+        self._shares = shards  # None: this writer writes the whole split
         self.counts: list[int] = []
         self.out_dir = Path(out_dir)
         self.split = split
@@ -105,7 +109,9 @@ class ParquetShardWriter:
         self._open = False
 
     def __enter__(self) -> ParquetShardWriter:
-        prepare_split_dir(self.out_dir, self.split, "parquet")
+        n = None if self.plan is None else len(self.plan)
+        names = None if self._shares is None else [f"{self.split}-{i:05d}-of-{n:05d}.parquet" for i in self._ids]
+        prepare_split_dir(self.out_dir, self.split, "parquet", names)
         self._open = True
         return self
 

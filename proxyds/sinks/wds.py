@@ -74,6 +74,7 @@ class WdsShardWriter:
             raise ValueError(f"plan must be a non-empty list of per-shard counts >= 0, got {plan!r}")
         self.plan = None if plan is None else [int(c) for c in plan]
         self._ids = plan_shards(self.plan, shards)
+        self._shares = shards  # None: this writer writes the whole split
         self.out_dir = Path(out_dir)
         self.split = split
         self.maxcount = maxcount
@@ -88,7 +89,8 @@ class WdsShardWriter:
         self._open = False
 
     def __enter__(self) -> WdsShardWriter:
-        prepare_split_dir(self.out_dir, self.split, "tar")
+        names = None if self._shares is None else [f"{self.split}-{i:06d}.tar" for i in self._ids]
+        prepare_split_dir(self.out_dir, self.split, "tar", names)
         self._open = True
         return self
 
