@@ -95,9 +95,11 @@ def dist_timeout() -> datetime.timedelta:
 
 
 def _sendable(error: BaseException, rank: int) -> BaseException:
-    """``error`` if it survives pickling (to be raised on the other ranks), else a RuntimeError saying it."""
+    """``error`` if it can be sent (pickled, and rebuilt from its type and args as the receiving
+    ranks will), else a RuntimeError saying it."""
     try:
-        pickle.loads(pickle.dumps(error))
+        pickle.dumps(error)
+        type(error)(*error.args)
         return error
     except Exception:  # noqa: BLE001 - any exception can fail to pickle in its own way
         return RuntimeError(f"rank {rank} failed: {type(error).__name__}: {error}")
