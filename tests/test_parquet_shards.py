@@ -63,3 +63,43 @@ def test_small_proxy_has_8_even_shards_split_evenly_by_node(parquet_proxy):
         assert all(node.num_shards == 8 // world for node in nodes)  # split by shard, not by skipping rows
         shares = [sum(1 for _ in node) for node in nodes]
         assert sum(shares) == train["rows"] and max(shares) - min(shares) <= 1
+
+
+@pytest.mark.parametrize("kind", ["parquet", "wds"])
+def test_writers_sharing_a_plan_write_the_same_files_as_one(tmp_path, kind):
+    """Several writers each given some of the plan's shards (as ranks under torchrun write
+    them) produce, together, exactly the files one writer of the whole plan produces."""
+    from proxyds.sinks import WdsShardWriter
+
+    rows, plan = sink_rows(41), even_shards(41, 6)  # 8 shards of 5 or 6 rows
+    starts = [sum(plan[:i]) for i in range(len(plan) + 1)]
+
+    def write(out, shards):
+        ids = range(len(plan)) if shards is None else shards
+        mine = [r for i in ids for r in rows[starts[i]:starts[i + 1]]]
+        if kind == "parquet":
+            with ParquetShardWriter(out, "train", sink_features(), plan=plan, shards=shards, rows_per_group=4) as w:
+                for row in mine:
+                    w.write(row)
+        else:
+            with WdsShardWriter(out, "train", plan=plan, shards=shards) as w:
+                for row in mine:
+                    w.write(row["text"].replace(" ", "_").replace(".", "_"), {"txt": row["text"].encode()})
+        return w
+
+    whole = write(tmp_path / "one", None)
+    parts = [write(tmp_path / "many", list(range(r, len(plan), 3))) for r in range(3)]  # 8 shards, 3 writers
+    assert sorted(p.name for w in parts for p in w.paths) == sorted(p.name for p in whole.paths)
+    assert parts[1].counts == [plan[i] for i in (1, 4, 7)]
+    for p in whole.paths:
+        assert (tmp_path / "many" / p.name).read_bytes() == p.read_bytes()
+    nothing = write(tmp_path / "none", [])  # a writer with no shard of the plan writes nothing
+    assert nothing.paths == [] and not list((tmp_path / "none").iterdir())
+
+
+def test_writer_shards_must_name_shards_of_the_plan(tmp_path):
+    for bad in ([2, 0], [0, 0], [3], [-1]):
+        with pytest.raises(ValueError, match="shards must be increasing shard numbers"):
+            ParquetShardWriter(tmp_path, "train", sink_features(), plan=[1, 1, 1], shards=bad)
+    with pytest.raises(ValueError, match="shards needs a plan"):
+        ParquetShardWriter(tmp_path, "train", sink_features(), shards=[0])

@@ -1,10 +1,21 @@
-"""Scoring throughput of a build under torchrun with W processes vs 1, side by side.
+"""Scoring (or writing) throughput of a build under torchrun with W processes vs 1, side by side.
 
 Both runs get the same probe checkpoints (so neither trains) and fresh work dirs (so both
 score everything); the figure is the score_train stage's examples per second, as the
 build reports it. On a machine with C cores, W <= C processes should scale the scoring pass.
 
     python tools/bench_distributed.py --world 2 [--data DIR] [--repeats 2] [--threads 1]
+
+``--stage write`` measures the write stage instead (every rank writes its share of the
+output shards), on synthetic ImageNet-like JPEGs in WebDataset tars (generated once, see
+tools/make_synthetic_imagenet.py) with randomly initialised tiny2d probes from checkpoints,
+written as parquet by default (each kept example converted and encoded: CPU work that more
+processes can share; ``--format wds`` measures the direct copy, mostly the kernel's):
+wall seconds of the stage as the build reports them, and CPU seconds summed over the ranks
+(from each rank's ``stage write done in …`` log line). World 1 and W alternate round by
+round; every run's output must be byte-identical (proxy.json's file digests), or it stops.
+
+    python tools/bench_distributed.py --stage write --world 2 --train 4000 --repeats 3 --doc docs/benchmarks-images.md
 """
 
 from __future__ import annotations
@@ -42,7 +53,20 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per process, the same for both runs (default 1: process scaling alone)")
+    p.add_argument("--stage", choices=("score_train", "write"), default="score_train")
+    p.add_argument("--train", type=int, default=4000, help="--stage write: synthetic train images")
+    p.add_argument("--size", default="560,640", help="--stage write: min,max image side in px (~110 kB JPEGs)")
+    p.add_argument("--ratio", type=float, default=0.5, help="--stage write: fraction kept")
+    p.add_argument("--format", choices=("wds", "parquet"), default="parquet",
+                   help="--stage write: output format (parquet: every example converted and encoded, CPU-bound; "
+                        "wds: the direct copy, tar headers walked and bytes copied by the kernel)")
+    p.add_argument("--doc", default=None, help="--stage write: markdown file to append the results to")
     args = p.parse_args()
+    if args.stage == "write":
+        from bench_write_ranks import bench_write
+
+        bench_write(args)
+        return
     from proxyds.presets import MNIST1D_ARGS, materialize_mnist1d
     data = args.data or str(materialize_mnist1d(MNIST1D_ARGS))
     root = Path(tempfile.mkdtemp(prefix="bench-dist-"))

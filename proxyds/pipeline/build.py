@@ -46,11 +46,11 @@ class BuildResult:
 
 @contextmanager
 def _stage(times: dict, name: str):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     log.info("stage %s ...", name)
     yield
     times[name] = round(time.perf_counter() - start, 3)
-    log.info("stage %s done in %.1fs", name, times[name])
+    log.info("stage %s done in %.1fs (%.2f CPU s in this process)", name, times[name], time.process_time() - cpu)
 
 
 def _every_probe_given(config: BuildConfig) -> bool:
@@ -107,8 +107,7 @@ def build(config: BuildConfig) -> BuildResult:
     with _stage(times, "write"):
         ref_keep = ref_idx.ok.copy()
         ref_keep[ref_keep] = reduction["kept_mask"][ref_idx.labels[ref_keep]]
-        if w.main:  # the other ranks hold the same arrays; one writer keeps OUT atomic
-            write_proxy(plan, names, train_idx, ref_idx, selection.manifest, summary,
-                        label_map=reduction["label_map"], kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
-        w.barrier()
+        # every rank writes its share of the shards; rank 0 the rest, last (see proxyds.pipeline.write)
+        write_proxy(plan, names, train_idx, ref_idx, selection.manifest, summary,
+                    label_map=reduction["label_map"], kept_classes=reduction["kept_mask"], ref_keep=ref_keep)
     return BuildResult(config.out, summary, times)

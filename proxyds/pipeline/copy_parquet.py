@@ -32,21 +32,29 @@ def direct_parquet_ok(source, features) -> bool:
 
 
 def parquet_blocks(source, index, keep, relabel, features, damaged: set[str], split: str,
-                   on_error: str) -> Iterator[tuple[int, int, object]]:
+                   on_error: str, need=None) -> Iterator[tuple[int, int, object]]:
     """``(start, n, block)`` in scan order: positions ``start .. start + n`` of the split, and
     ``block`` the kept ones as a ``pyarrow.Table`` in the output schema (or a list of rows, when an
     image holds no bytes and must be encoded as the writer does); or ``(-1, 0, Example)`` for each
-    example of a shard that is streamed instead (damaged in the scan, changed since, other types)."""
+    example of a shard that is streamed instead (damaged in the scan, changed since, other types).
+    A shard ``need`` (bool per shard, None: all) marks False is not opened: its positions (as the
+    scan counted them) come as one empty block."""
     import pyarrow.parquet as pq
 
     schema = features.arrow_schema
     counts = np.bincount(index.shard_ids, minlength=len(source.shards))
-    starts = np.concatenate([[0], np.cumsum(source.shard_sizes())[:-1]])
+    starts = None  # where each shard starts, from every footer: read only if a shard is streamed
     pos = 0
     for i, (path, name) in enumerate(zip(source.files, source.shards)):
+        if need is not None and not need[i]:
+            yield pos, int(counts[i]), schema.empty_table()
+            pos += int(counts[i])
+            continue
         pf = pq.ParquetFile(path)
         if name in damaged or pf.metadata.num_rows != counts[i] or not _same_types(pf.schema_arrow, schema) \
                 or not _same_keys(pf, source, index, pos):
+            if starts is None:
+                starts = np.concatenate([[0], np.cumsum(source.shard_sizes())[:-1]])
             for ex in read_shard(source, i, int(starts[i]), split, on_error):
                 pos += 1
                 yield -1, 0, ex

@@ -6,17 +6,25 @@ for a single process. Under torchrun the process group is started from the envir
 (shard i -> rank i mod W); every per-example result carries its position in the split, and
 the gathered pieces are put back in position order, so every rank ends with the same
 arrays and the selection does not depend on the world size.
+
+Every collective waits at most ``PROXYDS_DIST_TIMEOUT`` seconds (default 1800) for the other
+ranks, so a rank that died or hangs fails the job instead of leaving the rest waiting forever.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import pickle
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "world"]
+__all__ = ["World", "world", "TIMEOUT_ENV", "dist_timeout"]
+
+TIMEOUT_ENV = "PROXYDS_DIST_TIMEOUT"
+_DEFAULT_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,16 @@ class World:
             dist.barrier()
 
     def raise_together(self, error: BaseException | None) -> None:
-        """Make a failure on one rank a failure on all (none is left waiting in a collective)."""
-        errors = [e for e in self.gather(error) if e is not None]
+        """Make a failure on one rank a failure on all (none is left waiting in a collective): a
+        rank raises its own error, the others the first one's (as a RuntimeError naming the rank
+        when the error cannot be sent)."""
+        if self.size == 1:
+            if error is not None:
+                raise error
+            return
+        errors = [e for e in self.gather(None if error is None else _sendable(error, self.rank)) if e is not None]
+        if error is not None:
+            raise error
         if errors:
             raise errors[0]
 
@@ -58,7 +74,32 @@ def world(device: torch.device | None = None) -> World:
         return World()
     if not dist.is_initialized():
         backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=dist_timeout())
         if device is not None and device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return World(dist.get_rank(), dist.get_world_size())
+
+
+def dist_timeout() -> datetime.timedelta:
+    """How long a collective waits for the other ranks: ``PROXYDS_DIST_TIMEOUT`` seconds (default 1800)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return datetime.timedelta(seconds=_DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e9:  # nan and inf too
+        raise ValueError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds (e.g. 1800)")
+    return datetime.timedelta(seconds=seconds)
+
+
+def _sendable(error: BaseException, rank: int) -> BaseException:
+    """``error`` if it can be sent (pickled, and rebuilt from its type and args as the receiving
+    ranks will), else a RuntimeError saying it."""
+    try:
+        pickle.dumps(error)
+        type(error)(*error.args)
+        return error
+    except Exception:  # noqa: BLE001 - any exception can fail to pickle in its own way
+        return RuntimeError(f"rank {rank} failed: {type(error).__name__}: {error}")

@@ -3,6 +3,11 @@
 Everything is written into a temporary sibling of OUT and renamed into place at the end, so
 OUT is either absent or complete; ``proxy.json`` is the last file written inside it (a reader
 that finds no proxy.json knows the directory is incomplete).
+
+Under torchrun every rank writes its share of the shards (output shard i by rank i mod W, the
+shard plan depending only on the kept count) into rank 0's temporary directory; rank 0 then
+puts the shares' records together and writes the manifest, card and proxy.json, and renames.
+The bytes are the same for any world size; a failure on any rank fails all and leaves no OUT.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +23,8 @@ import numpy as np
 import proxyds
 from proxyds.manifest import write_manifest
 from proxyds.pipeline.card import write_figure, write_proxy_card
-from proxyds.pipeline.copy import Relabel, copy_split
+from proxyds.pipeline.copy import Relabel, copy_shards, split_record
+from proxyds.pipeline.distributed import World
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
 from proxyds.sinks.parquet import check_split_name
 
@@ -53,27 +60,73 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
     label_column = (info.label_column if info.format == "wds" else "cls") if plan.format == "wds" else \
         info.label_column if info.format == "hf" else "label"
     ref_name = reference_split_name(plan.reference)
-    with atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json") as tmp:
-        data = tmp / "data"
-        splits = {
-            "train": copy_split(plan, plan.train, train_idx, manifest["selected"], data, "train", class_names, relabel),
-            ref_name: copy_split(plan, plan.reference, ref_idx, ref_keep, data, ref_name, class_names, relabel),
-        }
-        write_manifest(tmp / "manifest.parquet", manifest)
-        figure = write_figure(tmp, cfg, summary)
-        files = _digests(tmp)
-        write_proxy_card(tmp, plan, summary, splits, files, class_names=class_names, label_field=label_column,
-                         figure=figure)
-        files.update(_digests(tmp, only=["README.md"]))
-        files = dict(sorted(files.items()))
-        record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
-                  "config": {k: v for k, v in cfg.to_dict().items() if k not in _LOCAL_SETTINGS}, "seed": cfg.seed,
-                  "output": {"format": plan.format, "label_column": label_column, "input_format": info.format,
-                             "reference_split": ref_name},
-                  "splits": splits, "summary": summary, "files": files}
-        record[CONTENT_DIGEST_FIELD] = record_digest(json.loads(json.dumps(record)))  # as a reader will parse it
-        (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    world = getattr(plan, "world", None) or World()
+    error = None
+    try:
+        with _shared_output_dir(cfg, world) as tmp:
+            data = tmp / "data"
+            keeps = {"train": (plan.train, train_idx, manifest["selected"]),
+                     ref_name: (plan.reference, ref_idx, ref_keep)}
+            parts = {}
+            try:
+                for split, (source, index, keep) in keeps.items():
+                    parts[split] = copy_shards(plan, source, index, keep, data, split, class_names, relabel, world,
+                                                digests=True)
+            except Exception as e:  # noqa: BLE001 - raised on every rank just below
+                error = e
+            world.raise_together(error)
+            shares = world.gather(parts)
+            if world.main:
+                splits = {s: split_record([p[s] for p in shares], data, s, plan.format) for s in keeps}
+                hashed = {f"data/{f}": {"sha256": h, "bytes": n} for p in shares for part in p.values()
+                          for f, h, n in zip(part["files"], part["sha256"], part["bytes"])}
+                _finish(tmp, plan, class_names, label_column, ref_name, manifest, summary, splits, hashed)
+    except Exception as e:
+        if world.size == 1:
+            raise
+        error = e  # every rank passes here alike, or (rank 0's finishing failed) rank 0 alone
+    if world.size > 1:
+        world.raise_together(error)
     return cfg.out
+
+
+@contextmanager
+def _shared_output_dir(cfg, world: World):
+    """``atomic_output_dir`` for OUT, entered on rank 0, its temporary path given to every rank."""
+    if world.size == 1:
+        with atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json") as tmp:
+            yield tmp
+        return
+    with ExitStack() as stack:
+        tmp, error = None, None
+        if world.main:
+            try:
+                tmp = stack.enter_context(atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json"))
+            except Exception as e:  # noqa: BLE001 - raised on every rank just below
+                error = e
+        world.raise_together(error)
+        yield Path(world.gather(None if tmp is None else str(tmp))[0])
+
+
+def _finish(tmp: Path, plan, class_names, label_column: str, ref_name: str, manifest: dict, summary: dict,
+            splits: dict, hashed: dict) -> None:
+    """Everything after the shards: manifest, figure, card, and proxy.json last. ``hashed``: the
+    shards' digests, taken by the processes that wrote them."""
+    cfg, info = plan.config, plan.train.info
+    write_manifest(tmp / "manifest.parquet", manifest)
+    figure = write_figure(tmp, cfg, summary)
+    files = _digests(tmp, known=hashed)
+    write_proxy_card(tmp, plan, summary, splits, files, class_names=class_names, label_field=label_column,
+                     figure=figure)
+    files.update(_digests(tmp, only=["README.md"]))
+    files = dict(sorted(files.items()))
+    record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
+              "config": {k: v for k, v in cfg.to_dict().items() if k not in _LOCAL_SETTINGS}, "seed": cfg.seed,
+              "output": {"format": plan.format, "label_column": label_column, "input_format": info.format,
+                         "reference_split": ref_name},
+              "splits": splits, "summary": summary, "files": files}
+    record[CONTENT_DIGEST_FIELD] = record_digest(json.loads(json.dumps(record)))  # as a reader will parse it
+    (tmp / "proxy.json").write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
 
 
 def reference_split_name(source) -> str:
@@ -103,6 +156,8 @@ def record_digest(record: dict) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _digests(root: Path, only: list[str] | None = None) -> dict[str, dict]:
+def _digests(root: Path, only: list[str] | None = None, known: dict | None = None) -> dict[str, dict]:
     paths = [root / p for p in only] if only else sorted(p for p in root.rglob("*") if p.is_file())
-    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths}
+    names = [p.relative_to(root).as_posix() for p in paths]
+    return {name: (known or {}).get(name) or {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for name, p in zip(names, paths)}

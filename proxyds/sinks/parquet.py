@@ -22,6 +22,8 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from proxyds.sinks.shards import plan_shards
+
 __all__ = ["ParquetShardWriter"]
 
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -35,10 +37,13 @@ def check_split_name(split: str) -> None:
         )
 
 
-def prepare_split_dir(out_dir: Path, split: str, ext: str) -> None:
-    """Create ``out_dir``; refuse to mix a split's new shards with ones already there."""
+def prepare_split_dir(out_dir: Path, split: str, ext: str, names: list[str] | None = None) -> None:
+    """Create ``out_dir``; refuse to mix a split's new shards with ones already there. With
+    ``names`` (a writer of some of the split's shards, beside writers of the others) only those
+    shards must not exist yet."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(out_dir.glob(f"{split}-*.{ext}"))
+    existing = sorted(out_dir.glob(f"{split}-*.{ext}")) if names is None else \
+        [out_dir / n for n in names if (out_dir / n).exists()]
     if existing:
         raise FileExistsError(f"{out_dir} already holds {split!r} shards (e.g. {existing[0].name})")
 
@@ -52,7 +57,10 @@ class ParquetShardWriter:
     hold ``rows_per_shard`` rows in row groups of ``rows_per_group``; their final names
     (which need the shard count) are given on a clean exit. ``plan`` (rows per shard, e.g.
     from :func:`~proxyds.sinks.shards.even_shards`) replaces ``rows_per_shard`` when the total
-    is known in advance; ``counts`` gives the rows per shard. Zero rows still give one valid
+    is known in advance; ``counts`` gives the rows per shard. ``shards`` then names the plan's
+    shards this writer writes (one process's share, when several write a split in parallel): it
+    is given exactly their rows, in order, and names them by their numbers in the whole plan
+    (``-of-`` the plan's shard count). Zero rows still give one valid
     empty shard carrying the schema. The same rows written twice give identical bytes.
     """
 
@@ -65,6 +73,7 @@ class ParquetShardWriter:
         rows_per_shard: int = 10_000,
         rows_per_group: int = 1_000,
         plan: Sequence[int] | None = None,
+        shards: Sequence[int] | None = None,
     ) -> None:
         check_split_name(split)
         if not isinstance(features, datasets.Features):
@@ -77,6 +86,8 @@ class ParquetShardWriter:
         if plan is not None and (not plan or any(int(c) < 0 for c in plan)):
             raise ValueError(f"plan must be a non-empty list of per-shard row counts >= 0, got {plan!r}")
         self.plan = None if plan is None else [int(c) for c in plan]
+        self._ids = plan_shards(self.plan, shards)  # the plan's shards written here, or None
+        self._shares = shards  # None: this writer writes the whole split
         self.counts: list[int] = []
         self.out_dir = Path(out_dir)
         self.split = split
@@ -98,7 +109,9 @@ class ParquetShardWriter:
         self._open = False
 
     def __enter__(self) -> ParquetShardWriter:
-        prepare_split_dir(self.out_dir, self.split, "parquet")
+        n = None if self.plan is None else len(self.plan)
+        names = None if self._shares is None else [f"{self.split}-{i:05d}-of-{n:05d}.parquet" for i in self._ids]
+        prepare_split_dir(self.out_dir, self.split, "parquet", names)
         self._open = True
         return self
 
@@ -113,8 +126,8 @@ class ParquetShardWriter:
                 f"row columns do not match the features: missing {missing}, unexpected {extra}; "
                 f"expected exactly {sorted(self._columns)}"
             )
-        if self.plan is not None and self.num_rows >= sum(self.plan):
-            raise ValueError(f"more rows than the shard plan's {sum(self.plan)}")
+        if self._ids is not None and self.num_rows >= self._planned():
+            raise ValueError(f"more rows than the shard plan's {self._planned()}")
         encoded = self.features.encode_example(row)
         for col in self._images:
             encoded[col] = _image_storage(row[col], col, encoded[col])
@@ -132,8 +145,8 @@ class ParquetShardWriter:
         if not isinstance(table, pa.Table) or not table.schema.equals(self._schema, check_metadata=False):
             got = table.schema if isinstance(table, pa.Table) else type(table).__name__
             raise ValueError(f"write_table needs a pyarrow Table with the features' schema {self._schema}, got {got}")
-        if self.plan is not None and self.num_rows + len(table) > sum(self.plan):
-            raise ValueError(f"more rows than the shard plan's {sum(self.plan)}")
+        if self._ids is not None and self.num_rows + len(table) > self._planned():
+            raise ValueError(f"more rows than the shard plan's {self._planned()}")
         start = 0
         while start < len(table):  # up to the next point where write() would flush
             room = min(self.rows_per_group, self._capacity(self._buffer_shard()) - self._shard_rows) - self._pending
@@ -144,6 +157,9 @@ class ParquetShardWriter:
             self.num_rows += len(piece)
             start += len(piece)
             self._flush_if_full()
+
+    def _planned(self) -> int:
+        return sum(self.plan[i] for i in self._ids)
 
     def _buffer_shard(self) -> int:
         return len(self._partials) - (self._writer is not None)  # the shard the buffer goes to
@@ -166,16 +182,17 @@ class ParquetShardWriter:
             return
         try:
             self._flush()
-            if self._writer is None and not self._partials:
+            if self._writer is None and not self._partials and self._ids != []:
                 self._start_shard()  # zero rows: one empty shard with the schema
-            while self.plan is not None and len(self._partials) < len(self.plan):
+            while self._ids is not None and len(self._partials) < len(self._ids):
                 self._start_shard()  # planned shards left empty
             self._close_shard()
-            if self.plan is not None and self.counts != self.plan:
-                raise ValueError(f"shard row counts {self.counts} do not match the plan {self.plan}")
-            n = len(self._partials)
-            for i, partial in enumerate(self._partials):
-                final = self.out_dir / f"{self.split}-{i:05d}-of-{n:05d}.parquet"
+            if self._ids is not None and self.counts != [self.plan[i] for i in self._ids]:
+                raise ValueError(f"shard row counts {self.counts} do not match the plan {self.plan} "
+                                 f"(shards {self._ids})")
+            n = len(self._partials) if self.plan is None else len(self.plan)
+            for k, partial in enumerate(self._partials):
+                final = self.out_dir / f"{self.split}-{self._number(k):05d}-of-{n:05d}.parquet"
                 os.replace(partial, final)
                 self.paths.append(final)
         except BaseException:
@@ -187,7 +204,7 @@ class ParquetShardWriter:
             return
         if self._writer is None:
             self._start_shard()
-            while self._capacity(len(self._partials) - 1) == 0 and len(self._partials) < len(self.plan or ()):
+            while self._capacity(len(self._partials) - 1) == 0 and len(self._partials) < len(self._ids or ()):
                 self._start_shard()  # a planned empty shard
         self._seal()
         table = self._parts[0] if len(self._parts) == 1 else pa.concat_tables(self._parts)
@@ -198,14 +215,19 @@ class ParquetShardWriter:
         if self._shard_rows >= self._capacity(len(self._partials) - 1):
             self._close_shard()
 
-    def _capacity(self, shard: int) -> int:
-        if self.plan is None:
+    def _capacity(self, k: int) -> int:
+        """Rows the writer's ``k``-th shard holds."""
+        if self._ids is None:
             return self.rows_per_shard
-        return self.plan[shard] if shard < len(self.plan) else 0
+        return self.plan[self._ids[k]] if k < len(self._ids) else 0
+
+    def _number(self, k: int) -> int:
+        """The writer's ``k``-th shard's number in the whole plan."""
+        return k if self._ids is None else self._ids[k]
 
     def _start_shard(self) -> None:
         self._close_shard()
-        partial = self.out_dir / f".{self.split}-{len(self._partials):05d}.parquet.partial"
+        partial = self.out_dir / f".{self.split}-{self._number(len(self._partials)):05d}.parquet.partial"
         self._partials.append(partial)
         self.counts.append(0)
         self._writer = pq.ParquetWriter(partial, schema=self._schema, **self._options)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from proxyds.sinks.filecopy import FileRange, RangeCopier
 from proxyds.sinks.parquet import check_split_name, prepare_split_dir
-from proxyds.sinks.shards import even_shards
+from proxyds.sinks.shards import even_shards, plan_shards
 
 __all__ = ["WdsShardWriter", "FileRange", "even_shards"]
 
@@ -58,18 +58,23 @@ class WdsShardWriter:
     field order, holding the field's bytes unchanged: ``bytes`` or a :class:`FileRange` of a
     file (copied straight from it). ``counts`` gives the examples per
     shard. ``plan`` (examples per shard) replaces ``maxcount`` when the total is known in
-    advance, e.g. from :func:`even_shards`. Zero examples still give one valid empty tar. On an
+    advance, e.g. from :func:`even_shards`; ``shards`` then names the plan's shards this writer
+    writes (one process's share, when several write a split's shards in parallel): it is given
+    exactly their examples, in order, and writes them under their numbers in the whole plan.
+    Zero examples still give one valid empty tar. On an
     exception every shard this writer produced is removed, so a failed split never looks complete.
     """
 
     def __init__(self, out_dir: Path, split: str, *, maxcount: int = 10_000,
-                 plan: Sequence[int] | None = None) -> None:
+                 plan: Sequence[int] | None = None, shards: Sequence[int] | None = None) -> None:
         check_split_name(split)
         if isinstance(maxcount, bool) or not isinstance(maxcount, int) or maxcount < 1:
             raise ValueError(f"maxcount must be a positive int, got {maxcount!r}")
         if plan is not None and (not plan or any(int(c) < 0 for c in plan)):
             raise ValueError(f"plan must be a non-empty list of per-shard counts >= 0, got {plan!r}")
         self.plan = None if plan is None else [int(c) for c in plan]
+        self._ids = plan_shards(self.plan, shards)
+        self._shares = shards  # None: this writer writes the whole split
         self.out_dir = Path(out_dir)
         self.split = split
         self.maxcount = maxcount
@@ -84,7 +89,8 @@ class WdsShardWriter:
         self._open = False
 
     def __enter__(self) -> WdsShardWriter:
-        prepare_split_dir(self.out_dir, self.split, "tar")
+        names = None if self._shares is None else [f"{self.split}-{i:06d}.tar" for i in self._ids]
+        prepare_split_dir(self.out_dir, self.split, "tar", names)
         self._open = True
         return self
 
@@ -106,8 +112,8 @@ class WdsShardWriter:
                 raise TypeError(f"field {field!r} of key {key!r} must be bytes or a FileRange, "
                                 f"got {type(value).__name__}")
         while self._file is None or self.counts[-1] >= self._capacity(len(self.counts) - 1):
-            if self.plan is not None and len(self.paths) >= len(self.plan):
-                raise ValueError(f"more examples than the shard plan's {sum(self.plan)}")
+            if self._ids is not None and len(self.paths) >= len(self._ids):
+                raise ValueError(f"more examples than the shard plan's {sum(self.plan[i] for i in self._ids)}")
             self._start_shard()
         for field in sorted(fields):
             self._add(f"{key}.{field}", fields[field])
@@ -121,12 +127,12 @@ class WdsShardWriter:
             self._abort()
             return
         try:
-            if self._file is None:
+            if self._file is None and self._ids != []:
                 self._start_shard()  # zero examples: one empty, valid tar
-            while self.plan is not None and len(self.paths) < len(self.plan):
+            while self._ids is not None and len(self.paths) < len(self._ids):
                 self._start_shard()  # planned shards left empty
-            if self.plan is not None and self.counts != self.plan[:len(self.counts)]:
-                raise ValueError(f"shard counts {self.counts} do not match the plan {self.plan}")
+            if self._ids is not None and self.counts != [self.plan[i] for i in self._ids]:
+                raise ValueError(f"shard counts {self.counts} do not match the plan {self.plan} (shards {self._ids})")
             self._close_shard()
         except BaseException:
             self._abort()
@@ -161,12 +167,14 @@ class WdsShardWriter:
             self._file.write(self._pending)  # FileIO.write on a regular file writes it all
             self._pending.clear()
 
-    def _capacity(self, shard: int) -> int:
-        return self.maxcount if self.plan is None else self.plan[shard] if shard < len(self.plan) else 0
+    def _capacity(self, k: int) -> int:
+        """Examples the writer's ``k``-th shard holds."""
+        return self.maxcount if self._ids is None else self.plan[self._ids[k]] if k < len(self._ids) else 0
 
     def _start_shard(self) -> None:
         self._close_shard()
-        path = self.out_dir / f"{self.split}-{len(self.paths):06d}.tar"
+        k = len(self.paths)
+        path = self.out_dir / f"{self.split}-{k if self._ids is None else self._ids[k]:06d}.tar"
         self.paths.append(path)
         self.counts.append(0)
         self._file = open(path, "wb", buffering=0)
