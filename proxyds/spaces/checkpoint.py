@@ -70,10 +70,10 @@ def _strip_prefixes(state: dict, model_keys: set[str]) -> dict:
 
 
 def _head_mismatch(model: nn.Module, key: str, have: tuple, want: tuple) -> str | None:
-    """A sentence if ``key`` is a Linear layer's weight or bias whose shapes differ only in classes."""
-    owner, _, _ = key.rpartition(".")
-    layer = dict(model.named_modules()).get(owner)
-    if isinstance(layer, nn.Linear) and have[1:] == want[1:] and have[:1] != want[:1]:
+    """A sentence if ``key`` is the classifier's (the last Linear layer's) weight or bias and the
+    shapes differ only in the number of classes."""
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if linears and key.rpartition(".")[0] == linears[-1] and have[1:] == want[1:] and have[:1] != want[:1]:
         return (f"its classifier {key} is for {have[0]} classes, the data has {want[0]}: a probe must predict "
                 f"the data's classes (its predictions on the reference split define the cases), so fine-tune "
                 f"the checkpoint on this data first (e.g. timm's train.py --num-classes {want[0]}) or leave "
