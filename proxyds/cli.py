@@ -159,6 +159,8 @@ def _spaces(_args) -> int:
         print(f"{name}: input {tuple(space.input_shape)} - {space.description}")
         for c in space.configs:
             print(f"  {c.name:16s} MACs {space.macs(c):>14,}  params {space.params(c):>12,}")
+    print("timm:NAME,NAME[@SIZE]: timm models by name, e.g. timm:resnet18,resnet50 or timm:resnet18,resnet50@32 "
+          "(pip install 'proxyds[timm]'; pretrained=False, pooled pre-logit features)")
     return 0
 
 

@@ -143,7 +143,8 @@ class BuildConfig:
     workers: int | None = _opt(None, "decoding worker processes (default: 0 for 1-D inputs, else min(8, cores - 1))")
     probe_checkpoints: tuple[tuple[str, str], ...] = _opt(
         (), "load a trained probe instead of training it, e.g. --probe lower=r18.pt --probe upper=r50.pt (a "
-            "state_dict saved with torch.save; loaded with weights_only=True and shape-checked)",
+            "state_dict saved with torch.save, weights_only, or .safetensors; torchvision and timm files load, "
+            "wrapped or DDP-prefixed; checked strictly, see README 'Pretrained probes')",
         flag="--probe", parse="append", metavar="ROLE=PATH")
     license: str | None = _opt(None, "license written into the dataset card, a Hub identifier (e.g. apache-2.0, "
                                      "cc-by-4.0, other); default: the input dataset card's license, else unknown")

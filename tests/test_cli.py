@@ -40,7 +40,7 @@ def test_unknown_preset_and_space_are_listed(tmp_path, capsys):
 def test_spaces_and_datasets_list(capsys):
     assert main(["spaces"]) == 0
     out = capsys.readouterr().out
-    assert "resnet1d" in out and "resnet20" in out and "B32-K5-M4" in out
+    assert "resnet1d" in out and "resnet20" in out and "B32-K5-M4" in out and "timm:NAME,NAME[@SIZE]" in out
     assert main(["datasets"]) == 0
     assert "mnist1d" in capsys.readouterr().out
 

@@ -28,6 +28,7 @@ from proxyds.selection import importance as imp
 from proxyds.selection.mapping import NeighborMap, Projection, pca_sample_size
 from proxyds.selection.signal import check_probe_signal, require_probe_signal
 from proxyds.sinks.atomic import atomic_write
+from proxyds.spaces.checkpoint import load_probe
 
 __all__ = ["SplitScores", "ReferenceScores", "TrainScores", "train_or_load_probes", "load_probe", "score_split",
            "score_reference", "score_train", "check_probes"]
@@ -155,19 +156,6 @@ def train_or_load_probes(plan: Plan, index: SplitIndex, data_key: str, num_class
         models.append(place_model(model, device).eval())
         paths.append(path)
     return configs, models, paths
-
-
-def load_probe(model: torch.nn.Module, path: Path, what: str) -> None:
-    """Load a state dict saved with torch.save (weights only, never pickle), shape-checked."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        model.load_state_dict(state)
-    except Exception as err:  # noqa: BLE001 - unpickling and shape errors come as many types
-        raise BadInput(f"checkpoint {path} does not fit the {what}: {str(err).splitlines()[0][:300]}") from err
 
 
 def score_split(plan: Plan, source, index: SplitIndex, models, device, *, what: str,

@@ -309,8 +309,8 @@ _ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-
 
 
 def resolve_space(spec: str) -> SearchSpace:
-    """The search space named by ``spec``: a registered name, or a ``"module:attr"`` entry point.
-
+    """The search space named by ``spec``: a registered name, ``"timm:NAME,NAME[@SIZE]"`` (timm
+    models, :mod:`proxyds.spaces.timm_models`) or a ``"module:attr"`` entry point.
     A registered name gives :func:`get_space`'s shared instance. ``"pkg.module:attr"``
     (the entry-point form of ``--space mypkg.spaces:my_space``) imports ``pkg.module`` and
     takes ``attr`` (dots allowed, ``module:Class.attr``), which must be a
@@ -324,11 +324,13 @@ def resolve_space(spec: str) -> SearchSpace:
     """
     if isinstance(spec, str) and spec in _FACTORIES:
         return get_space(spec)
+    if isinstance(spec, str) and spec.startswith("timm:"):  # timm models by name, an optional extra
+        from .timm_models import timm_space
+        return timm_space(spec[len("timm:"):])
     if not isinstance(spec, str) or not _ENTRY_POINT.match(spec):
         raise ValueError(
-            f"unknown search space {spec!r}; use a registered name "
-            f"({', '.join(_FACTORIES.names())}) or a Python entry point 'pkg.module:attr' "
-            f"naming {_ACCEPTED}"
+            f"unknown search space {spec!r}; use a registered name ({', '.join(_FACTORIES.names())}), "
+            f"timm:NAME,NAME (timm models) or a Python entry point 'pkg.module:attr' naming {_ACCEPTED}"
         )
     module_name, attr_path = spec.split(":")
     try:
