@@ -59,13 +59,21 @@ def _build(single, world: int, fmt: str):
     return out, stderr
 
 
+def _single_process(single, fmt: str):
+    """The one-process build to compare with: the fixture's (parquet), or a wds one, built once."""
+    root = single[0]
+    if fmt == "parquet":
+        return root / "single"
+    out = root / "wds-world1"
+    return out if (out / "proxy.json").exists() else _build(single, 1, fmt)[0]
+
+
 @pytest.mark.parametrize("world, fmt", [
     (2, "parquet"), (3, "wds"),
     pytest.param(2, "wds", marks=pytest.mark.slow), pytest.param(3, "parquet", marks=pytest.mark.slow),
 ])
 def test_torchrun_build_matches_single_process(single, world, fmt):
-    root = single[0]
-    ref = root / "single" if fmt == "parquet" else _build(single, 1, fmt)[0]  # "single" wrote parquet
+    ref = _single_process(single, fmt)
     out, stderr = _build(single, world, fmt)
     for rank in range(world):  # writing really was parallel: each rank wrote its own shards (of 8)
         assert f"rank {rank}/{world} wrote train shards {list(range(rank, 8, world))} of 8" in stderr, stderr[-3000:]
