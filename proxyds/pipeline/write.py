@@ -22,7 +22,7 @@ import numpy as np
 
 import proxyds
 from proxyds.manifest import write_manifest
-from proxyds.pipeline.card import FIGURE, write_figure, write_proxy_card
+from proxyds.pipeline.card import write_figure, write_proxy_card
 from proxyds.pipeline.copy import Relabel, copy_shards, split_record
 from proxyds.pipeline.distributed import World
 from proxyds.sinks.atomic import atomic_output_dir, sha256_file
@@ -69,8 +69,6 @@ def write_proxy(plan, class_names, train_idx, ref_idx, manifest: dict, summary: 
                      ref_name: (plan.reference, ref_idx, ref_keep)}
             parts = {}
             try:
-                if world.rank == world.size - 1:  # the figure needs no shard: drawn here, off rank 0's serial tail
-                    write_figure(tmp, cfg, summary)
                 for split, (source, index, keep) in keeps.items():
                     parts[split] = copy_shards(plan, source, index, keep, data, split, class_names, relabel, world,
                                                 digests=True)
@@ -112,13 +110,14 @@ def _shared_output_dir(cfg, world: World):
 
 def _finish(tmp: Path, plan, class_names, label_column: str, ref_name: str, manifest: dict, summary: dict,
             splits: dict, hashed: dict) -> None:
-    """Everything after the shards: manifest, card, and proxy.json last (the figure is drawn before). ``hashed``: the
+    """Everything after the shards: manifest, figure, card, and proxy.json last. ``hashed``: the
     shards' digests, taken by the processes that wrote them."""
     cfg, info = plan.config, plan.train.info
     write_manifest(tmp / "manifest.parquet", manifest)
-    files = _digests(tmp, known=hashed)  # the figure included: the last rank drew it before its shards
+    figure = write_figure(tmp, cfg, summary)
+    files = _digests(tmp, known=hashed)
     write_proxy_card(tmp, plan, summary, splits, files, class_names=class_names, label_field=label_column,
-                     figure=FIGURE)
+                     figure=figure)
     files.update(_digests(tmp, only=["README.md"]))
     files = dict(sorted(files.items()))
     record = {"format_version": FORMAT_VERSION, "proxyds_version": proxyds.__version__,
