@@ -69,16 +69,7 @@ def from_main(w: World, fn: Callable):
     """``fn()`` computed by rank 0 alone and handed to every rank (its error raised on every rank)."""
     if w.size == 1:
         return fn()
-    result = error = None
-    if w.main:
-        try:
-            result = fn()
-        except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
-            error = err
-    result, error = w.gather((result, error))[0]
-    if error is not None:
-        raise error
-    return result
+    return w.gather(w.on_main(fn))[0]
 
 
 def main_first(w: World, fn: Callable):
@@ -86,13 +77,7 @@ def main_first(w: World, fn: Callable):
     which read them."""
     if w.size == 1:
         return fn()
-    result = error = None
-    if w.main:
-        try:
-            result = fn()
-        except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
-            error = err
-    w.raise_together(error)
+    result = w.on_main(fn)
     return result if w.main else fn()
 
 

@@ -52,6 +52,18 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def on_main(self, fn):
+        """``fn()`` on rank 0 alone: its result there (None on the other ranks), its error raised on
+        every rank (:meth:`raise_together`), so no rank is left waiting for one that failed."""
+        result = error = None
+        if self.main:
+            try:
+                result = fn()
+            except Exception as err:  # noqa: BLE001 - raised on every rank just below
+                error = err
+        self.raise_together(error)
+        return result
+
     def raise_together(self, error: BaseException | None) -> None:
         """Make a failure on one rank a failure on all (none is left waiting in a collective): a
         rank raises its own error, the others the first one's (as a RuntimeError naming the rank

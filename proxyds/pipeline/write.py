@@ -98,13 +98,8 @@ def _shared_output_dir(cfg, world: World):
             yield tmp
         return
     with ExitStack() as stack:
-        tmp, error = None, None
-        if world.main:
-            try:
-                tmp = stack.enter_context(atomic_output_dir(cfg.out, overwrite=cfg.overwrite, marker="proxy.json"))
-            except Exception as e:  # noqa: BLE001 - raised on every rank just below
-                error = e
-        world.raise_together(error)
+        tmp = world.on_main(lambda: stack.enter_context(atomic_output_dir(cfg.out, overwrite=cfg.overwrite,
+                                                                          marker="proxy.json")))
         yield Path(world.gather(None if tmp is None else str(tmp))[0])
 
 
