@@ -26,7 +26,6 @@ import argparse
 import logging
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -40,18 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # tiny_spaces
 
-from bench_common import append_section, command_line, load, machine, table  # noqa: E402
+from bench_common import append_section, command_line, cpu_seconds, load, machine, table  # noqa: E402
 from bench_scoring import bare_loop, ensure_data  # noqa: E402
 
 log = logging.getLogger("bench_build")
 
 GOAL = 1.3
-
-
-def _cpu() -> float:
-    """User + system seconds of this process and every child it has reaped (their workers included)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _tars(data: Path) -> list[Path]:
@@ -89,9 +82,9 @@ def build_once(data_root: Path, space: str, ckpts: list[str], work: Path, ratio:
            "--ratio", str(ratio), "--out", str(work / "out"), "--workdir", str(work / "work"), "--device", "cpu",
            "--allow-weak-probes", *ckpts]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
-    start, cpu0 = time.perf_counter(), _cpu()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall, cpu = time.perf_counter() - start, _cpu() - cpu0
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
     if done.returncode:
         raise RuntimeError(f"build failed:\n{done.stderr[-3000:]}")
     stages = dict(re.findall(r"(\w+) ([\d.]+)", done.stdout.split("seconds per stage:")[1].splitlines()[0]))
@@ -102,14 +95,14 @@ def build_once(data_root: Path, space: str, ckpts: list[str], work: Path, ratio:
 def floor_once(data: Path, models, shape, workers: int, batch_size: int) -> dict:
     """Raw read of all input + bare decode + forward over train and val; wall and CPU of each part."""
     parts = {}
-    start, cpu0 = time.perf_counter(), _cpu()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     nbytes = raw_read(_tars(data))
-    parts["raw read"] = (time.perf_counter() - start, _cpu() - cpu0, nbytes)
+    parts["raw read"] = (time.perf_counter() - start, cpu_seconds() - cpu0, nbytes)
     for split in ("train", "val"):
         files = [str(f) for f in _tars(data) if f.name.startswith(f"{split}-") or f"-{split}-" in f.name]
-        start, cpu0 = time.perf_counter(), _cpu()
+        start, cpu0 = time.perf_counter(), cpu_seconds()
         n = bare_loop(files, models, shape, batch_size=batch_size, workers=workers, device=torch.device("cpu"))
-        parts[f"decode + forward {split}"] = (time.perf_counter() - start, _cpu() - cpu0, n)
+        parts[f"decode + forward {split}"] = (time.perf_counter() - start, cpu_seconds() - cpu0, n)
     return {"wall": sum(p[0] for p in parts.values()), "cpu": sum(p[1] for p in parts.values()), "parts": parts}
 
 

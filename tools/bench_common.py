@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import resource
 import shlex
 import sys
 from pathlib import Path
 
-__all__ = ["machine", "load", "append_section", "command_line", "table"]
+__all__ = ["machine", "load", "append_section", "command_line", "table", "cpu_seconds"]
 
 
 def machine(device: str = "cpu") -> str:
@@ -26,6 +27,13 @@ def machine(device: str = "cpu") -> str:
 
         gpu = f", GPU {torch.cuda.get_device_name(torch.device(device))}"
     return f"nproc {len(os.sched_getaffinity(0))} ({cpu}){gpu}, Python {platform.python_version()}"
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and every child it has reaped (DataLoader workers
+    joined at the end of a pass, finished subprocesses): steadier than wall time on a shared machine."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def load() -> str:

@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -39,17 +38,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import append_section, command_line, machine, table  # noqa: E402
+from bench_common import append_section, command_line, cpu_seconds, machine, table  # noqa: E402
 
 log = logging.getLogger("bench_gpu")
 
 PRECISIONS = ("fp32", "bf16")
 FORWARD_SPACES = (("resnet20", "CIFAR-like"), ("torchvision_resnet", "ImageNet-like"))
-
-
-def _cpu() -> float:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 class _Clock:
@@ -61,13 +55,13 @@ class _Clock:
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.wall, self.cpu = time.perf_counter(), _cpu()
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
         return self
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
+        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
 
 
 def _row(part: str, what: str, device, precision: str, items: int, unit: str, clock: _Clock, note: str = "") -> dict:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tiny_spaces
 
-from bench_common import append_section, command_line, load, machine, table  # noqa: E402
+from bench_common import append_section, command_line, cpu_seconds, load, machine, table  # noqa: E402
 
 log = logging.getLogger("bench_scoring")
 
@@ -77,13 +76,6 @@ class _Decode:
         from proxyds.sources.decode import decode_input
 
         return decode_input(sample["jpg"], self.shape, name="jpg")
-
-
-def _cpu() -> float:
-    """CPU seconds of this process and its reaped children (the DataLoader workers, joined at
-    the end of each pass): less sensitive to other load than wall time."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _keep(feats):
@@ -175,11 +167,11 @@ def measure(data: Path, *, space: str = "tiny_spaces:tiny2d", workers=(1, 0), ro
             for name in order:
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
-                start, cpu0 = time.perf_counter(), _cpu()
+                start, cpu0 = time.perf_counter(), cpu_seconds()
                 n = variants[name]()
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
-                dt, cpu = time.perf_counter() - start, _cpu() - cpu0
+                dt, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
                 if n != scorer.num_ok:
                     raise RuntimeError(f"{name} saw {n} examples, expected {scorer.num_ok}")
                 if r:
