@@ -7,7 +7,7 @@ once, with ``--allow-weak-probes``), a fresh work dir and OUT each round, run as
 
 The least a build must do, measured in the same process tree and summed:
 
-- **raw read**: every input tar (train and val) read sequentially in 8 MiB blocks;
+- **raw read**: every input tar (train and val) read sequentially (``bench_copy.raw_read``);
 - **bare decode + forward**: webdataset → decode + resize (the build's ``decode_input``) →
   batch → both probes' forward, over train and val, with the build's DataLoader worker count
   (``bench_scoring.bare_loop``).
@@ -40,6 +40,7 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))  # tiny_spaces
 
 from bench_common import append_section, command_line, cpu_seconds, load, machine, table  # noqa: E402
+from bench_copy import raw_read  # noqa: E402
 from bench_scoring import bare_loop, ensure_data  # noqa: E402
 
 log = logging.getLogger("bench_build")
@@ -49,16 +50,6 @@ GOAL = 1.3
 
 def _tars(data: Path) -> list[Path]:
     return sorted(data.glob("*.tar"))
-
-
-def raw_read(files: list[Path]) -> int:
-    """Read every file sequentially in 8 MiB blocks into one reused buffer; returns bytes read."""
-    buf, total = bytearray(8 << 20), 0
-    for f in files:
-        with open(f, "rb", buffering=0) as fh:
-            while n := fh.readinto(buf):
-                total += n
-    return total
 
 
 def probe_checkpoints(space_name: str, classes: int, root: Path) -> list[str]:
@@ -96,7 +87,7 @@ def floor_once(data: Path, models, shape, workers: int, batch_size: int) -> dict
     """Raw read of all input + bare decode + forward over train and val; wall and CPU of each part."""
     parts = {}
     start, cpu0 = time.perf_counter(), cpu_seconds()
-    nbytes = raw_read(_tars(data))
+    nbytes = raw_read([str(f) for f in _tars(data)])
     parts["raw read"] = (time.perf_counter() - start, cpu_seconds() - cpu0, nbytes)
     for split in ("train", "val"):
         files = [str(f) for f in _tars(data) if f.name.startswith(f"{split}-") or f"-{split}-" in f.name]
@@ -120,7 +111,7 @@ def measure(data_root: Path, *, space: str, classes: int, rounds: int, ratio: fl
         m.load_state_dict(torch.load(arg.split("=", 2)[2], weights_only=True))
         models.append(m.eval())
     workers = default_workers(sp.input_shape)
-    raw_read(_tars(data))  # warm-up: the input in the page cache for both sides
+    raw_read([str(f) for f in _tars(data)])  # warm-up: the input in the page cache for both sides
     builds, floors = [], []
     for r in range(rounds):
         order = ("build", "floor") if r % 2 == 0 else ("floor", "build")
